@@ -1,0 +1,172 @@
+// Package httpd is the appliance's HTTP service: iPXE scripts for each
+// host, the kernels and initrds they load (with Content-Length and Range),
+// health and metrics. Everything after the iPXE binary travels over HTTP.
+package httpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"moobi/inventory"
+)
+
+// Server is the HTTP service.
+type Server struct {
+	// Inventory returns the inventory in force.
+	Inventory func() *inventory.Inventory
+	// BaseURL returns the appliance's HTTP root as nodes reach it, e.g.
+	// "http://10.99.0.1:8080".
+	BaseURL func() string
+	// Metrics, if set, is served at /metrics.
+	Metrics http.Handler
+	// Count, if set, is told the route pattern and status of every request.
+	Count func(route string, code int)
+	Log   *slog.Logger
+}
+
+// Handler returns the service's routes, wrapped in request logging.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /boot/{script}", s.bootScript)
+	mux.HandleFunc("GET /profiles/{profile}/kernel", s.kernel)
+	mux.HandleFunc("GET /profiles/{profile}/initrd/{index}/{name}", s.initrd)
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
+	return s.logRequests(mux)
+}
+
+// Serve serves on ln until ctx ends, then drains running requests for up
+// to 10 s with a fresh context before closing what is left.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	s.Log.Info("HTTP listening", "addr", ln.Addr().String())
+	select {
+	case err := <-done:
+		return fmt.Errorf("http serve: %w", err)
+	case <-ctx.Done():
+	}
+	drain, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(drain); err != nil {
+		s.Log.Warn("HTTP drain incomplete; closing", "err", err)
+		srv.Close()
+	}
+	return nil
+}
+
+// lookup finds the host a MAC in a URL belongs to and the profile it boots.
+func (s *Server) lookup(macText string) (*inventory.Host, *inventory.Profile, error) {
+	mac, err := inventory.ParseMAC(macText)
+	if err != nil {
+		return nil, nil, fmt.Errorf("malformed MAC %q", macText)
+	}
+	h, p, ok := s.Inventory().Lookup(mac)
+	if !ok {
+		return nil, nil, fmt.Errorf("the inventory does not boot %s", mac)
+	}
+	return h, p, nil
+}
+
+func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("script")
+	macText, ok := strings.CutSuffix(name, ".ipxe")
+	if !ok {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	h, p, err := s.lookup(macText)
+	if err != nil {
+		s.Log.Info("no boot script", "mac", macText, "client", r.RemoteAddr, "err", err)
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if !p.Direct() {
+		// The catalog of Moobi images is not served yet.
+		s.Log.Warn("no boot script: image profiles are not served by this appliance yet", "mac", h.MAC.String(), "profile", p.Name)
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	// Rendered into a buffer first: a client never gets half a script.
+	body, err := Script(h, p, s.BaseURL())
+	if err != nil {
+		s.Log.Error("render boot script", "mac", h.MAC.String(), "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(body)
+}
+
+func (s *Server) profile(w http.ResponseWriter, r *http.Request) *inventory.Profile {
+	p := s.Inventory().Profiles[r.PathValue("profile")]
+	if p == nil || !p.Direct() {
+		http.Error(w, "not found", http.StatusNotFound)
+		return nil
+	}
+	return p
+}
+
+func (s *Server) kernel(w http.ResponseWriter, r *http.Request) {
+	if p := s.profile(w, r); p != nil {
+		s.serveFile(w, r, p.Kernel)
+	}
+}
+
+func (s *Server) initrd(w http.ResponseWriter, r *http.Request) {
+	p := s.profile(w, r)
+	if p == nil {
+		return
+	}
+	i, err := strconv.Atoi(r.PathValue("index"))
+	if err != nil || i < 0 || i >= len(p.Initrd) || p.InitrdName(i) != r.PathValue("name") {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	s.serveFile(w, r, p.Initrd[i])
+}
+
+// serveFile sends a file named by the inventory (never by the client),
+// with Content-Length, Last-Modified and Range support.
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, os.ErrNotExist) {
+			code = http.StatusNotFound
+		}
+		s.Log.Error("open boot file", "file", path, "err", err)
+		http.Error(w, http.StatusText(code), code)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", st.ModTime(), f)
+}

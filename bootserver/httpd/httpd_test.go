@@ -1,0 +1,170 @@
+package httpd
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"moobi/inventory"
+)
+
+type counts map[string]int
+
+func setup(t *testing.T) (*httptest.Server, []byte, counts) {
+	t.Helper()
+	dir := t.TempDir()
+	kernel := make([]byte, 300_000)
+	rand.Read(kernel)
+	os.MkdirAll(filepath.Join(dir, "ipxe"), 0o755)
+	os.WriteFile(filepath.Join(dir, "vmlinuz"), kernel, 0o644)
+	os.WriteFile(filepath.Join(dir, "rescue.cpio.gz"), []byte("initrd-bytes"), 0o644)
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("TOP-SECRET-CONTENT"), 0o644)
+	yaml := fmt.Sprintf(`appliance:
+  interface: br0
+  http_port: 8080
+  ipxe_dir: %[1]s/ipxe
+profiles:
+  rescue:
+    kernel: %[1]s/vmlinuz
+    initrd: [%[1]s/rescue.cpio.gz]
+    cmdline: console=ttyS0 quiet
+  web:
+    image: web
+hosts:
+  rack1-node01:
+    mac: 52:54:00:12:34:01
+    profile: rescue
+  rack1-node02:
+    mac: 52:54:00:12:34:02
+    profile: web
+`, dir)
+	inv, err := inventory.Parse(filepath.Join(dir, "hosts.yaml"), []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := counts{}
+	s := &Server{
+		Inventory: func() *inventory.Inventory { return inv },
+		BaseURL:   func() string { return "http://10.99.0.1:8080" },
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Count:     func(route string, code int) { c[fmt.Sprintf("%s %d", route, code)]++ },
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv, kernel, c
+}
+
+func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req) // no redirects followed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+func TestBootScript(t *testing.T) {
+	srv, _, c := setup(t)
+	resp, body := get(t, srv.URL+"/boot/52:54:00:12:34:01.ipxe")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	script := string(body)
+	for _, want := range []string{
+		"#!ipxe\n",
+		"kernel http://10.99.0.1:8080/profiles/rescue/kernel initrd=rescue.cpio.gz console=ttyS0 quiet || goto failed\n",
+		"initrd http://10.99.0.1:8080/profiles/rescue/initrd/0/rescue.cpio.gz || goto failed\n",
+		"boot || goto failed\n",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("script lacks %q:\n%s", want, script)
+		}
+	}
+	if c["GET /boot/{script} 200"] != 1 {
+		t.Errorf("request not counted: %v", c)
+	}
+}
+
+func TestNotBooted(t *testing.T) {
+	srv, _, _ := setup(t)
+	for _, path := range []string{
+		"/boot/52:54:00:99:99:99.ipxe", // unknown MAC
+		"/boot/52:54:00:12:34:02.ipxe", // image profile: not served yet
+		"/boot/not-a-mac.ipxe",
+		"/boot/52:54:00:12:34:01",
+		"/profiles/web/kernel",
+		"/profiles/nosuch/kernel",
+		"/profiles/rescue/initrd/1/rescue.cpio.gz",
+		"/profiles/rescue/initrd/0/other.gz",
+		"/profiles/rescue/initrd/-1/rescue.cpio.gz",
+	} {
+		resp, body := get(t, srv.URL+path)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: status %d, want 404 (%q)", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestPathTricks: nothing outside what the inventory names is reachable.
+func TestPathTricks(t *testing.T) {
+	srv, _, _ := setup(t)
+	for _, path := range []string{
+		"/profiles/rescue/initrd/0/..%2f..%2fsecret",
+		"/profiles/rescue/initrd/0/../../../secret",
+		"/profiles/..%2f..%2fsecret/kernel",
+		"/boot/..%2fsecret.ipxe",
+		"/profiles/rescue/kernel/../../../../etc/passwd",
+		"/secret",
+		"/%2e%2e/secret",
+	} {
+		resp, err := http.Get(srv.URL + path) // follows the mux's cleaning redirects
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 || bytes.Contains(body, []byte("TOP-SECRET")) || bytes.Contains(body, []byte("root:")) {
+			t.Errorf("GET %s: status %d, body %q", path, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestKernelRange(t *testing.T) {
+	srv, kernel, _ := setup(t)
+	resp, body := get(t, srv.URL+"/profiles/rescue/kernel")
+	if resp.StatusCode != 200 || !bytes.Equal(body, kernel) || resp.ContentLength != int64(len(kernel)) {
+		t.Fatalf("status %d, %d bytes, Content-Length %d; want the %d-byte kernel", resp.StatusCode, len(body), resp.ContentLength, len(kernel))
+	}
+	resp, body = get(t, srv.URL+"/profiles/rescue/kernel", "Range", "bytes=1000-1999")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, kernel[1000:2000]) {
+		t.Fatalf("range: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if cr := resp.Header.Get("Content-Range"); cr != fmt.Sprintf("bytes 1000-1999/%d", len(kernel)) {
+		t.Fatalf("Content-Range %q", cr)
+	}
+	resp, body = get(t, srv.URL+"/profiles/rescue/initrd/0/rescue.cpio.gz")
+	if resp.StatusCode != 200 || string(body) != "initrd-bytes" {
+		t.Fatalf("initrd: status %d, %q", resp.StatusCode, body)
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	srv, _, _ := setup(t)
+	if resp, body := get(t, srv.URL+"/healthz"); resp.StatusCode != 200 || string(body) != "ok\n" {
+		t.Fatalf("healthz: %d %q", resp.StatusCode, body)
+	}
+}

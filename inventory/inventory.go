@@ -1,0 +1,112 @@
+// Package inventory reads, validates and serves hosts.yaml: the appliance's
+// settings, the boot profiles and the hosts that boot with them. A parsed
+// inventory is immutable; Store swaps whole snapshots so that a bad edit never
+// replaces a good one.
+package inventory
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+)
+
+// Defaults for the appliance section.
+const (
+	DefaultHTTPPort     = 80
+	DefaultDataDir      = "/var/lib/moobi"
+	DefaultIPXEDir      = "/usr/lib/ipxe"
+	DefaultUEFIBinary   = "ipxe.efi"
+	DefaultBIOSBinary   = "undionly.kpxe"
+	DefaultARM64Binary  = "ipxe-arm64.efi"
+	UnknownHostsIgnore  = "ignore"
+	defaultInitrdSuffix = "node-initrd.cpio.gz"
+)
+
+// Inventory is one validated snapshot of hosts.yaml.
+type Inventory struct {
+	// File is the path the inventory was read from.
+	File      string
+	Appliance Appliance
+	Profiles  map[string]*Profile
+	Hosts     map[string]*Host
+	byMAC     map[string]*Host
+}
+
+// Appliance is the `appliance:` section.
+type Appliance struct {
+	// Interface is the boot VLAN interface the DHCP and TFTP services bind to.
+	Interface string
+	// Address is the advertised IPv4 address; nil means the interface's first IPv4.
+	Address net.IP
+	// HTTPPort is the port of the HTTP service (iPXE scripts, kernels, API).
+	HTTPPort int
+	// DataDir holds images/, tftp/ and the appliance's state.
+	DataDir string
+	// IPXEDir holds the iPXE binaries served over TFTP.
+	IPXEDir string
+	// NodeInitrd is the node initramfs served to image profiles.
+	NodeInitrd string
+	// UnknownHosts is "ignore" or the name of a profile that boots unknown MACs.
+	UnknownHosts string
+	// BIOSBinary, UEFIBinary and ARM64Binary name the iPXE binaries, relative
+	// to IPXEDir, offered to BIOS, UEFI x64 and UEFI arm64 PXE firmware.
+	BIOSBinary  string
+	UEFIBinary  string
+	ARM64Binary string
+}
+
+// Profile is one entry of `profiles:`. Exactly one of Kernel (a direct
+// netboot) or Image (a Moobi image from the catalog) is set.
+type Profile struct {
+	Name    string
+	Kernel  string
+	Initrd  []string
+	Cmdline string
+	Image   string
+	Cache   string
+}
+
+// Direct reports whether the profile boots a kernel and initrds directly.
+func (p *Profile) Direct() bool { return p.Kernel != "" }
+
+// InitrdName is the name iPXE gives the i-th initrd: the base name of its
+// file. Kernel command lines refer to initrds by this name under UEFI.
+func (p *Profile) InitrdName(i int) string { return filepath.Base(p.Initrd[i]) }
+
+// Host is one entry of `hosts:`.
+type Host struct {
+	Name    string
+	MAC     net.HardwareAddr
+	Profile string
+	line    int
+}
+
+// Lookup returns the host with the given MAC and the profile it boots. A MAC
+// not in hosts boots the unknown_hosts profile, if one is set, under a Host
+// named after its MAC. ok is false when the appliance must not boot the MAC.
+func (inv *Inventory) Lookup(mac net.HardwareAddr) (h *Host, p *Profile, ok bool) {
+	if h, found := inv.byMAC[mac.String()]; found {
+		return h, inv.Profiles[h.Profile], true
+	}
+	if inv.Appliance.UnknownHosts == "" || inv.Appliance.UnknownHosts == UnknownHostsIgnore {
+		return nil, nil, false
+	}
+	p = inv.Profiles[inv.Appliance.UnknownHosts]
+	if p == nil {
+		return nil, nil, false
+	}
+	name := "unknown-" + strings.ReplaceAll(mac.String(), ":", "")
+	return &Host{Name: name, MAC: mac, Profile: p.Name}, p, true
+}
+
+// ParseMAC parses a colon- or dash-separated 6-byte MAC address.
+func ParseMAC(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(mac) != 6 {
+		return nil, &net.AddrError{Err: "not a 6-byte Ethernet address", Addr: s}
+	}
+	return mac, nil
+}

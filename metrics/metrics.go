@@ -1,0 +1,79 @@
+// Package metrics holds the appliance's Prometheus metrics (prefix moobi_)
+// and observes the boot services to keep them. One Metrics is built in main
+// and handed to every service; there is no global registry.
+package metrics
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"moobi/bootserver/proxydhcp"
+	"moobi/bootserver/tftpd"
+)
+
+// Metrics is the appliance's registry and collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	dhcpReplies   *prometheus.CounterVec
+	dhcpIgnored   *prometheus.CounterVec
+	dhcpMalformed *prometheus.CounterVec
+	tftpTransfers *prometheus.CounterVec
+	httpRequests  *prometheus.CounterVec
+}
+
+// New registers the appliance's collectors in a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		dhcpReplies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moobi_dhcp_replies_total", Help: "Proxy DHCP replies sent, by port and client firmware.",
+		}, []string{"port", "firmware"}),
+		dhcpIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moobi_dhcp_ignored_total", Help: "DHCP requests left unanswered, by reason.",
+		}, []string{"reason"}),
+		dhcpMalformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moobi_dhcp_malformed_total", Help: "Packets on the DHCP ports that did not parse as DHCP.",
+		}, []string{"port"}),
+		tftpTransfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moobi_tftp_transfers_total", Help: "TFTP read requests, by how they ended (ok, aborted, refused, not-found, failed).",
+		}, []string{"result"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moobi_http_requests_total", Help: "HTTP requests, by route and status code.",
+		}, []string{"route", "code"}),
+	}
+	m.Registry.MustRegister(m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// DHCPReply implements proxydhcp.Observer.
+func (m *Metrics) DHCPReply(_ net.HardwareAddr, d proxydhcp.Decision, port int) {
+	m.dhcpReplies.WithLabelValues(strconv.Itoa(port), string(d.Firmware)).Inc()
+}
+
+// DHCPIgnored implements proxydhcp.Observer.
+func (m *Metrics) DHCPIgnored(code string, _ int) { m.dhcpIgnored.WithLabelValues(code).Inc() }
+
+// DHCPMalformed implements proxydhcp.Observer.
+func (m *Metrics) DHCPMalformed(port int) { m.dhcpMalformed.WithLabelValues(strconv.Itoa(port)).Inc() }
+
+// TFTPTransfer implements tftpd.Observer.
+func (m *Metrics) TFTPTransfer(_ net.IP, _ string, r tftpd.Result) {
+	m.tftpTransfers.WithLabelValues(string(r)).Inc()
+}
+
+// HTTPRequest counts one HTTP request.
+func (m *Metrics) HTTPRequest(route string, code int) {
+	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+}
