@@ -75,7 +75,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("http listen on port %d: %w", app.HTTPPort, err)
 	}
 
-	tftp := &tftpd.Server{Roots: s.tftpRoots, Log: s.Log, Observer: s.Metrics}
+	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: s.Metrics}
 	web := &httpd.Server{
 		Inventory: s.Store.Current,
 		BaseURL:   s.baseURL,
@@ -167,8 +167,16 @@ func (s *Service) dhcpEnv() proxydhcp.Env {
 	return env
 }
 
-func (s *Service) tftpRoots() fileroot.Roots {
+// openTFTP opens a file a TFTP client asked for. The iPXE binaries named in
+// the appliance settings are opened as the operator named them: packages
+// install them as symlinks (Debian's ipxe.efi points into /boot). Any other
+// name is looked up in data_dir/tftp, and may not leave it.
+func (s *Service) openTFTP(name string) (*os.File, error) {
 	app := s.Store.Current().Appliance
-	return fileroot.Roots{app.IPXEDir, filepath.Join(app.DataDir, "tftp")}
+	for _, bin := range []string{app.BIOSBinary, app.UEFIBinary, app.ARM64Binary} {
+		if name == bin {
+			return os.Open(filepath.Join(app.IPXEDir, bin))
+		}
+	}
+	return fileroot.Roots{filepath.Join(app.DataDir, "tftp")}.Open(name)
 }
-

@@ -95,6 +95,8 @@ func (s *Store) Watch(ctx context.Context, hup <-chan os.Signal) error {
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch inventory folder %s: %w", dir, err)
 	}
+	// Catch edits made between loading and watching.
+	s.reloadAndLog("watch start")
 	// Editors write a file in several steps; reload once they are done.
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()

@@ -86,7 +86,7 @@ func TestBootScript(t *testing.T) {
 	script := string(body)
 	for _, want := range []string{
 		"#!ipxe\n",
-		"kernel http://10.99.0.1:8080/profiles/rescue/kernel initrd=rescue.cpio.gz console=ttyS0 quiet || goto failed\n",
+		"kernel http://10.99.0.1:8080/profiles/rescue/kernel initrd=rescue.cpio.gz console=ttyS0 quiet moobi.hostname=rack1-node01 || goto failed\n",
 		"initrd http://10.99.0.1:8080/profiles/rescue/initrd/0/rescue.cpio.gz || goto failed\n",
 		"boot || goto failed\n",
 	} {

@@ -15,7 +15,8 @@ import (
 // Each initrd is fetched under its file name, and the kernel command line
 // names them with initrd=NAME: a UEFI kernel's EFI stub loads initrds by
 // those names (BIOS kernels ignore the argument). A failed download is
-// retried rather than dropping the machine to a shell. iPXE expands
+// retried rather than dropping the machine to a shell. moobi.hostname=NAME
+// tells the booted system the host's name from hosts.yaml. iPXE expands
 // settings such as ${net0/mac} in the command line.
 func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, error) {
 	if !p.Direct() {
@@ -29,6 +30,7 @@ func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, er
 	if p.Cmdline != "" {
 		args = append(args, p.Cmdline)
 	}
+	args = append(args, "moobi.hostname="+host.Name)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "#!ipxe\n")
 	fmt.Fprintf(&b, "echo Moobi: booting %s (%s) with profile %s\n", host.Name, host.MAC, p.Name)
@@ -45,4 +47,3 @@ func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, er
 	fmt.Fprintf(&b, "goto retry\n")
 	return b.Bytes(), nil
 }
-

@@ -64,7 +64,9 @@ func request(mac net.HardwareAddr, mods ...dhcpv4.Modifier) []dhcpv4.Modifier {
 	return append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(mac), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest)}, mods...)
 }
 
-func cat(a []dhcpv4.Modifier, b ...dhcpv4.Modifier) []dhcpv4.Modifier { return append(append([]dhcpv4.Modifier{}, a...), b...) }
+func cat(a []dhcpv4.Modifier, b ...dhcpv4.Modifier) []dhcpv4.Modifier {
+	return append(append([]dhcpv4.Modifier{}, a...), b...)
+}
 
 type decideCase struct {
 	name     string

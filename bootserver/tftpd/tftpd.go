@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -40,11 +41,13 @@ type Observer interface {
 	TFTPTransfer(client net.IP, file string, result Result)
 }
 
-// Server serves files from Roots over TFTP. Write requests are refused.
+// Server serves files over TFTP. Write requests are refused.
 type Server struct {
-	// Roots returns the folders to serve from, in lookup order.
-	Roots func() fileroot.Roots
-	Log   *slog.Logger
+	// Open opens the file a client asked for. Errors wrapping
+	// fileroot.ErrBadName are answered "access violation", fs.ErrNotExist
+	// "file not found".
+	Open func(name string) (*os.File, error)
+	Log  *slog.Logger
 	// Observer, if set, is told of every transfer.
 	Observer Observer
 	// Timeout is the per-packet retransmission timeout (default 2 s).
@@ -98,7 +101,7 @@ const (
 func (s *Server) read(filename string, rf io.ReaderFrom) error {
 	client := rf.(tftp.OutgoingTransfer).RemoteAddr()
 	log := s.Log.With("filename", filename, "client", client.IP.String())
-	f, err := s.Roots().Open(filename)
+	f, err := s.Open(filename)
 	if err != nil {
 		switch {
 		case errors.Is(err, fileroot.ErrBadName):

@@ -1,0 +1,210 @@
+// Command demo brings up a throwaway lab — a boot VLAN in a network
+// namespace, dnsmasq as the site DHCP server, `moobi serve` as the proxy —
+// boots a small rack of BIOS and UEFI VMs from it, prints each node's boot
+// timeline as the appliance saw it, and tears everything down. Run as root
+// (`make demo`).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"moobi/lab"
+)
+
+type node struct {
+	name, mac string
+	fw        lab.Firmware
+}
+
+func main() {
+	bin := flag.String("moobi", "bin/moobi", "moobi binary")
+	cache := flag.String("cache", ".cache/lab", "cache folder for the kernel")
+	keep := flag.Bool("keep", false, "keep the lab's folder (logs, consoles) after teardown")
+	flag.Parse()
+	if err := run(*bin, *cache, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin, cache string, keep bool) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the demo builds network namespaces and VMs: run it as root")
+	}
+	bin, _ = filepath.Abs(bin)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	lab.CleanupStale(ctx)
+
+	step("fetching the node kernel (Debian's cloud kernel, cached in %s)", cache)
+	kernel, err := lab.Kernel(ctx, cache)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "moobi-demo-")
+	if err != nil {
+		return err
+	}
+	if keep {
+		fmt.Println("lab folder kept at", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	initrd := filepath.Join(dir, "hello.cpio.gz")
+	if err := lab.BuildInitramfs(initrd, helloInit, nil); err != nil {
+		return err
+	}
+	rack := []node{
+		{"rack1-node01", "52:54:00:de:00:01", lab.BIOS},
+		{"rack1-node02", "52:54:00:de:00:02", lab.UEFI},
+		{"rack1-node03", "52:54:00:de:00:03", lab.BIOS},
+		{"rack1-node04", "52:54:00:de:00:04", lab.UEFI},
+	}
+	step("bringing up the lab: boot VLAN br0, dnsmasq as site DHCP (addresses only), moobi as proxy")
+	l, err := lab.New(ctx, lab.Options{Dir: filepath.Join(dir, "lab")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("tearing the lab down")
+		l.Close()
+	}()
+	cfg := filepath.Join(dir, "hosts.yaml")
+	var hosts strings.Builder
+	for _, n := range rack {
+		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: hello\n", n.name, n.mac)
+	}
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`appliance:
+  interface: br0
+  http_port: 8080
+  data_dir: %s/data
+  ipxe_dir: /usr/lib/ipxe
+profiles:
+  hello:
+    kernel: %s
+    initrd: [%s]
+    cmdline: console=ttyS0 panic=-1 quiet
+hosts:
+%s`, dir, kernel, initrd, hosts.String())), 0o644); err != nil {
+		return err
+	}
+	app, err := l.StartAppliance(ctx, bin, cfg)
+	if err != nil {
+		return err
+	}
+	defer app.Stop()
+
+	step("powering on %d VMs (BIOS with iPXE ROM, UEFI with OVMF's own PXE)", len(rack))
+	start := time.Now()
+	booted := make([]time.Duration, len(rack))
+	var wg sync.WaitGroup
+	errs := make([]error, len(rack))
+	for i, n := range rack {
+		vm, err := l.StartVM(ctx, lab.VMOptions{Name: n.name, MAC: n.mac, Firmware: n.fw})
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+			defer wcancel()
+			if err := vm.WaitConsole(wctx, "hello from "+n.name); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", n.name, err)
+				return
+			}
+			booted[i] = time.Since(start)
+			fmt.Printf("  %-14s %-4s says: hello from %s  (%.1fs)\n", n.name, n.fw, n.name, booted[i].Seconds())
+		}()
+	}
+	wg.Wait()
+	printTimelines(rack, app.Entries(), start, booted)
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	step("all %d nodes booted in %.1fs", len(rack), time.Since(start).Seconds())
+	return nil
+}
+
+// printTimelines shows, per node, when the appliance saw each boot step.
+func printTimelines(rack []node, entries []lab.LogEntry, start time.Time, booted []time.Duration) {
+	step("boot timelines, as the appliance saw them (seconds since power-on)")
+	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  node\tfirmware\tproxy DHCP\tTFTP iPXE\tiPXE script\tkernel\tinitrd\tbooted")
+	for i, n := range rack {
+		cols := map[string]string{}
+		var client string
+		for _, e := range entries {
+			at := fmt.Sprintf("%.1f", e.Time.Sub(start).Seconds())
+			switch {
+			case e.Msg == "proxy DHCP reply" && e.MAC == n.mac && e.Firmware != "ipxe":
+				setOnce(cols, "dhcp", at+" ("+e.BootFile+")")
+			case e.Msg == "proxy DHCP reply" && e.MAC == n.mac && cols["dhcp"] == "":
+				setOnce(cols, "dhcp", at+" (iPXE ROM)")
+			case e.Msg == "http request" && e.MAC == n.mac && e.Status == 200:
+				setOnce(cols, "script", at)
+				client, _, _ = strings.Cut(e.Client, ":")
+			}
+		}
+		for _, e := range entries {
+			at := fmt.Sprintf("%.1f", e.Time.Sub(start).Seconds())
+			ip, _, _ := strings.Cut(e.Client, ":")
+			switch {
+			case e.Msg == "TFTP transfer done" && client != "" && e.Client == client:
+				setOnce(cols, "tftp", at)
+			case e.Msg == "http request" && client != "" && ip == client && strings.HasSuffix(e.URI, "/kernel"):
+				setOnce(cols, "kernel", at)
+			case e.Msg == "http request" && client != "" && ip == client && strings.Contains(e.URI, "/initrd/"):
+				setOnce(cols, "initrd", at)
+			}
+		}
+		if booted[i] > 0 {
+			cols["booted"] = fmt.Sprintf("%.1f", booted[i].Seconds())
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.name, n.fw, dash(cols["dhcp"]), dash(cols["tftp"]),
+			dash(cols["script"]), dash(cols["kernel"]), dash(cols["initrd"]), dash(cols["booted"]))
+	}
+	w.Flush()
+}
+
+func setOnce(m map[string]string, k, v string) {
+	if m[k] == "" {
+		m[k] = v
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func step(format string, args ...any) {
+	fmt.Printf("==> "+format+"\n", args...)
+}
+
+// helloInit is the demo's initramfs /init: it greets with the hostname the
+// appliance put on the kernel command line, then powers off.
+const helloInit = `#!/bin/sh
+mount -t proc proc /proc
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in moobi.hostname=*) host="${arg#moobi.hostname=}" ;; esac
+done
+echo "hello from $host" > /dev/console
+poweroff -f
+`
