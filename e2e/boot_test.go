@@ -167,6 +167,62 @@ hosts:
 	}
 }
 
+// TestReloadKeepsServing edits hosts.yaml under a running appliance: a
+// broken edit is refused and the old inventory keeps answering; a good edit
+// takes effect at once.
+func TestReloadKeepsServing(t *testing.T) {
+	lab.RequireRoot(t, "curl")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := moobiBinary(t)
+	l := lab.NewForTest(t, ctx)
+	kernel := filepath.Join(l.Dir(), "vmlinuz")
+	writeFile(t, kernel, "kernel")
+	cfg := filepath.Join(l.Dir(), "hosts.yaml")
+	good := fmt.Sprintf(`appliance:
+  interface: br0
+  http_port: 8080
+  data_dir: %s/data
+  ipxe_dir: /usr/lib/ipxe
+profiles:
+  p:
+    kernel: %s
+hosts:
+  node01:
+    mac: 52:54:00:aa:00:01
+    profile: p
+`, l.Dir(), kernel)
+	writeFile(t, cfg, good)
+	app := startAppliance(t, ctx, l, bin, cfg)
+	script := "http://" + lab.ApplianceAddr + ":8080/boot/52:54:00:aa:00:01.ipxe"
+	if out, err := curl(ctx, l, script); err != nil || !strings.HasPrefix(out, "#!ipxe") {
+		t.Fatalf("script before the edit: %q, %v", out, err)
+	}
+
+	writeFile(t, cfg, good+"  node02:\n    mac: 52:54:00:aa:00:01\n    profile: nosuch\n")
+	if err := app.WaitLog(ctx, 30*time.Second, func(e lab.LogEntry) bool { return e.Msg == "inventory reload refused; the previous inventory keeps serving" }); err != nil {
+		t.Fatalf("broken edit not refused: %v", err)
+	}
+	if !strings.Contains(app.Log(), `hosts.yaml:14: host node02: MAC 52:54:00:aa:00:01 is already used by host node01 (line 10)`) {
+		t.Errorf("the refusal does not say what is wrong and where:\n%s", lab.Tail(app.Log(), 5))
+	}
+	if out, err := curl(ctx, l, script); err != nil || !strings.HasPrefix(out, "#!ipxe") {
+		t.Fatalf("script after a broken edit: %q, %v", out, err)
+	}
+
+	writeFile(t, cfg, strings.Replace(good, "52:54:00:aa:00:01", "52:54:00:aa:00:02", 1))
+	if err := app.WaitLog(ctx, 30*time.Second, func(e lab.LogEntry) bool { return e.Msg == "inventory reloaded" }); err != nil {
+		t.Fatalf("good edit not loaded: %v", err)
+	}
+	out, err := l.Command(ctx, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", script).Output()
+	if err != nil || string(out) != "404" {
+		t.Fatalf("script of a removed MAC: %q, %v; want 404", out, err)
+	}
+	if out, err := curl(ctx, l, strings.Replace(script, "aa:00:01", "aa:00:02", 1)); err != nil || !strings.HasPrefix(out, "#!ipxe") {
+		t.Fatalf("script of the new MAC: %q, %v", out, err)
+	}
+}
+
 func metricValue(text, series string) float64 {
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
 	m := re.FindStringSubmatch(text)
