@@ -200,7 +200,9 @@ hosts:
 	}
 
 	writeFile(t, cfg, good+"  node02:\n    mac: 52:54:00:aa:00:01\n    profile: nosuch\n")
-	if err := app.WaitLog(ctx, 30*time.Second, func(e lab.LogEntry) bool { return e.Msg == "inventory reload refused; the previous inventory keeps serving" }); err != nil {
+	if err := app.WaitLog(ctx, 30*time.Second, func(e lab.LogEntry) bool {
+		return e.Msg == "inventory reload refused; the previous inventory keeps serving"
+	}); err != nil {
 		t.Fatalf("broken edit not refused: %v", err)
 	}
 	if !strings.Contains(app.Log(), `hosts.yaml:14: host node02: MAC 52:54:00:aa:00:01 is already used by host node01 (line 10)`) {
