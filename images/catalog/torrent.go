@@ -1,0 +1,76 @@
+package catalog
+
+import (
+	"context"
+	"io"
+	"os"
+	"time"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// Bounds of PieceLength.
+const (
+	MinPieceLength = 256 << 10
+	MaxPieceLength = 4 << 20
+	// MaxPieces is the most pieces PieceLength aims at; below MaxPieceLength
+	// a rootfs has between MaxPieces/2 and MaxPieces pieces (or fewer, when
+	// small enough for MinPieceLength).
+	MaxPieces = 2000
+)
+
+// PieceLength returns the torrent piece length for a file of size bytes on a
+// LAN: the smallest power of two from 256 KiB to 4 MiB giving at most 2000
+// pieces, hence 1000 to 2000 pieces for files from 500 MiB to about 8 GiB.
+// Small pieces start spreading between nodes early; few pieces keep the
+// metainfo and the bitfields small.
+func PieceLength(size int64) int64 {
+	pl := int64(MinPieceLength)
+	for pl < MaxPieceLength && size/pl+min(size%pl, 1) > MaxPieces {
+		pl *= 2
+	}
+	return pl
+}
+
+// makeTorrent builds the single-file, private torrent of the file at path
+// (which has size bytes), named "rootfs".
+func makeTorrent(ctx context.Context, path string, size int64, created time.Time, announce, webSeed string) (*metainfo.MetaInfo, *metainfo.Info, error) {
+	private := true
+	info := &metainfo.Info{
+		Name:        FileRootfs,
+		Length:      size,
+		PieceLength: PieceLength(size),
+		Private:     &private,
+	}
+	err := info.GeneratePieces(func(metainfo.FileInfo) (io.ReadCloser, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{ctxReader{ctx, f}, f}, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	ib, err := bencode.Marshal(info)
+	if err != nil {
+		return nil, nil, err
+	}
+	mi := &metainfo.MetaInfo{
+		InfoBytes:    ib,
+		Announce:     announce,
+		CreationDate: created.Unix(),
+		CreatedBy:    "moobi",
+	}
+	if webSeed != "" {
+		mi.UrlList = metainfo.UrlList{webSeed}
+	}
+	return mi, info, nil
+}

@@ -1,0 +1,164 @@
+// Package piecestore is BitTorrent storage for one image file: the torrent's
+// single file lives at a fixed path (and offset), which lets a node reuse
+// whatever a previous boot left there and lets the appliance seed a
+// published rootfs in place.
+//
+// Completion is kept in memory. A piece's completion starts unknown, so the
+// torrent client hashes it before use (existing data is reused only when it
+// verifies); when the caller holds proof the file is unchanged since it was
+// last verified, Trusted marks every piece complete without hashing.
+package piecestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	g "github.com/anacrolix/generics"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+)
+
+// File stores a single-file torrent at Path, starting at Offset.
+type File struct {
+	Path string
+	// Offset is where the torrent's data starts in Path (a region of a
+	// device, or 0 for a plain file).
+	Offset int64
+	// ReadOnly opens Path read-only: for seeding, never downloading.
+	ReadOnly bool
+	// Trusted reports every piece complete without hashing.
+	Trusted bool
+	// OnPiece, if set, is called when a piece is marked complete or not.
+	OnPiece func(piece int, complete bool)
+
+	mu      sync.Mutex
+	torrent *fileTorrent
+}
+
+var _ storage.ClientImpl = (*File)(nil)
+
+// OpenTorrent implements storage.ClientImpl.
+func (f *File) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Hash) (storage.TorrentImpl, error) {
+	if info.IsDir() {
+		return storage.TorrentImpl{}, fmt.Errorf("piecestore: torrent %q has several files; images are single files", info.Name)
+	}
+	length := info.TotalLength()
+	flag := os.O_RDWR | os.O_CREATE
+	if f.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	fh, err := os.OpenFile(f.Path, flag, 0o644)
+	if err != nil {
+		return storage.TorrentImpl{}, fmt.Errorf("piecestore: open %s: %w", f.Path, err)
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return storage.TorrentImpl{}, fmt.Errorf("piecestore: stat %s: %w", f.Path, err)
+	}
+	if st.Mode().IsRegular() && st.Size() < f.Offset+length {
+		if f.ReadOnly {
+			fh.Close()
+			return storage.TorrentImpl{}, fmt.Errorf("piecestore: %s holds %d bytes, the torrent needs %d", f.Path, st.Size(), f.Offset+length)
+		}
+		// Grow (never shrink) so that what an earlier boot left stays.
+		if err := fh.Truncate(f.Offset + length); err != nil {
+			fh.Close()
+			return storage.TorrentImpl{}, fmt.Errorf("piecestore: size %s: %w", f.Path, err)
+		}
+	}
+	t := &fileTorrent{f: f, fh: fh, info: info, state: make([]g.Option[bool], info.NumPieces())}
+	if f.Trusted {
+		for i := range t.state {
+			t.state[i] = g.Some(true)
+		}
+	}
+	f.mu.Lock()
+	f.torrent = t
+	f.mu.Unlock()
+	return storage.TorrentImpl{
+		Piece: func(p metainfo.Piece) storage.PieceImpl { return &piece{t: t, index: p.Index(), off: p.Offset(), len: p.Length()} },
+		Close: t.close,
+	}, nil
+}
+
+// Forget drops what is known of every piece's completion, so that the
+// torrent client hashes them again (after the file changed under it).
+func (f *File) Forget() {
+	f.mu.Lock()
+	t := f.torrent
+	f.mu.Unlock()
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.state {
+		t.state[i] = g.None[bool]()
+	}
+}
+
+type fileTorrent struct {
+	f    *File
+	fh   *os.File
+	info *metainfo.Info
+
+	mu    sync.Mutex
+	state []g.Option[bool]
+}
+
+func (t *fileTorrent) close() error {
+	if t.f.ReadOnly {
+		return t.fh.Close()
+	}
+	errSync := t.fh.Sync()
+	return errors.Join(errSync, t.fh.Close())
+}
+
+func (t *fileTorrent) set(i int, complete bool) {
+	t.mu.Lock()
+	t.state[i] = g.Some(complete)
+	t.mu.Unlock()
+	if t.f.OnPiece != nil {
+		t.f.OnPiece(i, complete)
+	}
+}
+
+type piece struct {
+	t        *fileTorrent
+	index    int
+	off, len int64
+}
+
+func (p *piece) ReadAt(b []byte, off int64) (int, error) {
+	if off >= p.len {
+		return 0, fmt.Errorf("piecestore: read at %d beyond piece %d of %d bytes", off, p.index, p.len)
+	}
+	if rest := p.len - off; int64(len(b)) > rest {
+		b = b[:rest]
+	}
+	return p.t.fh.ReadAt(b, p.t.f.Offset+p.off+off)
+}
+
+func (p *piece) WriteAt(b []byte, off int64) (int, error) {
+	if p.t.f.ReadOnly {
+		return 0, fmt.Errorf("piecestore: %s is read-only", p.t.f.Path)
+	}
+	if off+int64(len(b)) > p.len {
+		return 0, fmt.Errorf("piecestore: write of %d bytes at %d overruns piece %d", len(b), off, p.index)
+	}
+	return p.t.fh.WriteAt(b, p.t.f.Offset+p.off+off)
+}
+
+func (p *piece) MarkComplete() error    { p.t.set(p.index, true); return nil }
+func (p *piece) MarkNotComplete() error { p.t.set(p.index, false); return nil }
+
+func (p *piece) Completion() storage.Completion {
+	p.t.mu.Lock()
+	defer p.t.mu.Unlock()
+	s := p.t.state[p.index]
+	return storage.Completion{Ok: s.Ok, Complete: s.Ok && s.Value}
+}

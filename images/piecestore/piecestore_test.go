@@ -1,0 +1,162 @@
+package piecestore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"moobi/images/swarm"
+)
+
+const pieceLen = 64 << 10
+
+// makeImage writes size random bytes and returns the file's path, its
+// contents and its torrent info.
+func makeImage(t *testing.T, dir string, size int) (string, []byte, []byte, metainfo.Hash) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	path := filepath.Join(dir, "rootfs")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info := metainfo.Info{PieceLength: pieceLen}
+	if err := info.BuildFromFilePath(path); err != nil {
+		t.Fatal(err)
+	}
+	ib, err := bencode.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, data, ib, metainfo.HashBytes(ib)
+}
+
+func newClient(t *testing.T) *torrent.Client {
+	t.Helper()
+	cfg := swarm.Config(0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg.ListenHost = func(string) string { return "127.0.0.1" }
+	cfg.DisableIPv6 = true
+	c, err := torrent.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func add(t *testing.T, c *torrent.Client, ib []byte, ih metainfo.Hash, st *File) *torrent.Torrent {
+	t.Helper()
+	tor, _ := c.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib, Storage: st})
+	<-tor.GotInfo()
+	return tor
+}
+
+func waitComplete(t *testing.T, tor *torrent.Torrent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	select {
+	case <-tor.Complete().On():
+	case <-ctx.Done():
+		t.Fatalf("not complete: %d of %d bytes", tor.BytesCompleted(), tor.Length())
+	}
+}
+
+func peerOf(c *torrent.Client) torrent.PeerInfo {
+	addr := c.ListenAddrs()[0].(*net.TCPAddr)
+	return torrent.PeerInfo{Addr: addr, Trusted: true}
+}
+
+// TestSeedTrustedAndResume seeds a trusted file without hashing it, and
+// has a leecher reuse the valid pieces it already holds: only the missing
+// and corrupted pieces cross the wire.
+func TestSeedTrustedAndResume(t *testing.T) {
+	seedDir, leechDir := t.TempDir(), t.TempDir()
+	path, data, ib, ih := makeImage(t, seedDir, 40*pieceLen+1234)
+
+	seeder := newClient(t)
+	seed := add(t, seeder, ib, ih, &File{Path: path, ReadOnly: true, Trusted: true})
+	if !seed.Complete().Bool() {
+		t.Fatalf("trusted seed not complete at once: %d of %d", seed.BytesCompleted(), seed.Length())
+	}
+
+	// The leecher's file already holds the first half; a few of those
+	// pieces are corrupted.
+	dst := filepath.Join(leechDir, "cache")
+	have := bytes.Clone(data[:20*pieceLen])
+	have[3*pieceLen+7] ^= 0xff
+	have[11*pieceLen] ^= 0x01
+	if err := os.WriteFile(dst, have, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	leecher := newClient(t)
+	tor := add(t, leecher, ib, ih, &File{Path: dst})
+	tor.DownloadAll()
+	tor.AddPeers([]torrent.PeerInfo{peerOf(seeder)})
+	waitComplete(t, tor)
+
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("downloaded file differs from the image")
+	}
+	st := tor.Stats()
+	read := st.BytesReadUsefulData.Int64()
+	wantMax := int64(len(data) - 18*pieceLen) // 18 valid pieces reused
+	if read > wantMax || read < wantMax-pieceLen {
+		t.Fatalf("downloaded %d bytes, want about %d (18 of 20 cached pieces reused)", read, wantMax)
+	}
+}
+
+// TestForgetRehashes alters the seeded file and shows that after Forget
+// and a verification the altered piece is no longer offered as complete.
+func TestForgetRehashes(t *testing.T) {
+	path, _, ib, ih := makeImage(t, t.TempDir(), 8*pieceLen)
+	c := newClient(t)
+	st := &File{Path: path, ReadOnly: true, Trusted: true}
+	tor := add(t, c, ib, ih, st)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("garbage"), 5*pieceLen+100)
+	f.Close()
+	st.Forget()
+	if err := tor.VerifyData(); err != nil {
+		t.Fatal(err)
+	}
+	if tor.Complete().Bool() {
+		t.Fatal("torrent still complete after one of its pieces changed")
+	}
+	for i := 0; i < tor.NumPieces(); i++ {
+		if got, want := tor.PieceState(i).Complete, i != 5; got != want {
+			t.Errorf("piece %d complete=%v, want %v", i, got, want)
+		}
+	}
+}
+
+func TestReadOnlyTooShort(t *testing.T) {
+	path, _, ib, _ := makeImage(t, t.TempDir(), 4*pieceLen)
+	os.Truncate(path, pieceLen)
+	var info metainfo.Info
+	if err := bencode.Unmarshal(ib, &info); err != nil {
+		t.Fatal(err)
+	}
+	st := &File{Path: path, ReadOnly: true, Trusted: true}
+	if _, err := st.OpenTorrent(context.Background(), &info, metainfo.Hash{}); err == nil {
+		t.Fatal("a truncated read-only file opened as the torrent's storage")
+	}
+}
