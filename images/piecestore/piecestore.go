@@ -80,7 +80,9 @@ func (f *File) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Ha
 	f.torrent = t
 	f.mu.Unlock()
 	return storage.TorrentImpl{
-		Piece: func(p metainfo.Piece) storage.PieceImpl { return &piece{t: t, index: p.Index(), off: p.Offset(), len: p.Length()} },
+		Piece: func(p metainfo.Piece) storage.PieceImpl {
+			return &piece{t: t, index: p.Index(), off: p.Offset(), len: p.Length()}
+		},
 		Close: t.close,
 	}, nil
 }
