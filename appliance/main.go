@@ -29,6 +29,9 @@ const usage = `usage: moobi <command> [flags]
 commands:
   serve    --config hosts.yaml   run the appliance
   check    --config hosts.yaml   validate an inventory
+  image add --config hosts.yaml --name NAME --kernel FILE --rootfs FILE [--modules DIR] [--version V]
+  image list --config hosts.yaml
+  node fetch --server URL --mac MAC --dir DIR [--seed-for DURATION]
   version                        print the version
 `
 
@@ -46,6 +49,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "image":
+		return image(args[1:], stdout, stderr)
+	case "node":
+		return node(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "moobi", version)
 		return 0

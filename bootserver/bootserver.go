@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,8 +22,14 @@ import (
 	"moobi/bootserver/httpd"
 	"moobi/bootserver/proxydhcp"
 	"moobi/bootserver/tftpd"
+	"moobi/images/catalog"
+	"moobi/images/seeder"
+	"moobi/images/swarm"
+	"moobi/images/tracker"
 	"moobi/inventory"
 	"moobi/metrics"
+	"moobi/nodeapi"
+	"moobi/nodes"
 )
 
 // Service is the set of boot services over one inventory store.
@@ -32,6 +39,8 @@ type Service struct {
 	Log     *slog.Logger
 	// HUP delivers reload requests (SIGHUP) to the inventory watcher.
 	HUP <-chan os.Signal
+	// SeedPort is the seeder's BitTorrent port (swarm.DefaultPort if 0).
+	SeedPort int
 
 	serverIP net.IP
 	env      atomic.Pointer[envEntry]
@@ -75,13 +84,60 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("http listen on port %d: %w", app.HTTPPort, err)
 	}
 
+	cat, err := catalog.Open(filepath.Join(app.DataDir, "images"))
+	if err != nil {
+		closeAll(append(dhcpConns, tftpConn))
+		httpLn.Close()
+		return fmt.Errorf("image catalog: %w", err)
+	}
+	seedPort := s.SeedPort
+	if seedPort == 0 {
+		seedPort = swarm.DefaultPort
+	}
+	seed := &seeder.Seeder{
+		Catalog:  cat,
+		StateDir: filepath.Join(app.DataDir, "state", "seed"),
+		Port:     seedPort,
+		Announce: func() string { return s.baseURL() + "/announce" },
+		Log:      s.Log.With("component", "seeder"),
+	}
+	nets := bootNetworks(app.Interface)
+	track := tracker.New(tracker.Options{
+		Known: seed.Known,
+		Allowed: func(a netip.Addr) bool {
+			if a.IsLoopback() {
+				return true
+			}
+			for _, n := range nets {
+				if n.Contains(a) {
+					return true
+				}
+			}
+			return false
+		},
+		Origins: func(ap netip.AddrPort) bool {
+			return ap.Port() == uint16(seedPort) && ap.Addr().Unmap() == netip.AddrFrom4([4]byte(ip.To4()))
+		},
+		Log: s.Log.With("component", "tracker"),
+	})
+	reg := nodes.New()
+	s.Metrics.SetSources(seed.Uploaded, func() map[string]int { return reg.Counts(s.Store.Current()) })
+	obs := &observer{Metrics: s.Metrics, nodes: reg, inv: s.Store.Current}
+	for _, d := range dhcp {
+		d.Observer = obs
+	}
 	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: s.Metrics}
 	web := &httpd.Server{
-		Inventory: s.Store.Current,
-		BaseURL:   s.baseURL,
-		Metrics:   s.Metrics.Handler(),
-		Count:     s.Metrics.HTTPRequest,
-		Log:       s.Log,
+		Inventory:   s.Store.Current,
+		BaseURL:     s.baseURL,
+		Metrics:     s.Metrics.Handler(),
+		Count:       s.Metrics.HTTPRequest,
+		Log:         s.Log,
+		Catalog:     cat,
+		Tracker:     track,
+		Nodes:       reg,
+		NodeInitrd:  func() string { return s.Store.Current().Appliance.NodeInitrd },
+		WebSeedSent: s.Metrics.WebSeedSent,
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	for i := range dhcp {
@@ -90,6 +146,8 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return tftp.Serve(ctx, tftpConn) })
 	g.Go(func() error { return web.Serve(ctx, httpLn) })
 	g.Go(func() error { return s.Store.Watch(ctx, s.HUP) })
+	g.Go(func() error { return seed.Run(ctx) })
+	g.Go(func() error { return track.Run(ctx) })
 	log.Info("appliance serving", "http_port", app.HTTPPort, "hosts", len(s.Store.Current().Hosts))
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -179,4 +237,44 @@ func (s *Service) openTFTP(name string) (*os.File, error) {
 		}
 	}
 	return fileroot.Roots{filepath.Join(app.DataDir, "tftp")}.Open(name)
+}
+
+// bootNetworks lists the IPv4 and IPv6 networks of the boot interface: the
+// tracker serves peers in them only.
+func bootNetworks(ifname string) []netip.Prefix {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil
+	}
+	addrs, _ := ifi.Addrs()
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if p, err := netip.ParsePrefix(n.String()); err == nil {
+				out = append(out, p.Masked())
+			}
+		}
+	}
+	return out
+}
+
+// observer passes what the proxy DHCP server saw to the metrics and to the
+// node registry.
+type observer struct {
+	*metrics.Metrics
+	nodes *nodes.Registry
+	inv   func() *inventory.Inventory
+}
+
+func (o *observer) DHCPReply(mac net.HardwareAddr, d proxydhcp.Decision, port int) {
+	o.Metrics.DHCPReply(mac, d, port)
+	name := ""
+	if h, _, ok := o.inv().Lookup(mac); ok {
+		name = h.Name
+	}
+	what := "proxy DHCP: " + d.BootFile
+	if d.Firmware == proxydhcp.FirmwareIPXE {
+		what = "proxy DHCP: iPXE asked for its script"
+	}
+	o.nodes.Seen(mac, name, nodeapi.StateDHCP, what, "")
 }

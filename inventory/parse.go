@@ -277,6 +277,10 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 		p.errorf(k.Line, "profile %s: kernel and image exclude each other", name)
 	case pr.Kernel != "" && pr.Cache != "":
 		p.errorf(k.Line, "profile %s: cache applies to image profiles only", name)
+	case pr.Image != "" && !validName(pr.Image):
+		p.errorf(k.Line, "profile %s: image name %q: use letters, digits, '-', '_' and '.'", name, pr.Image)
+	case pr.Cache != "" && !strings.HasPrefix(pr.Cache, "/dev/"):
+		p.errorf(k.Line, "profile %s: cache %q must be a device under /dev (omit it to cache in RAM)", name, pr.Cache)
 	}
 	for _, f := range append([]string{pr.Kernel}, pr.Initrd...) {
 		if f == "" {

@@ -14,6 +14,8 @@ import (
 
 	"moobi/bootserver/proxydhcp"
 	"moobi/bootserver/tftpd"
+	"moobi/nodeapi"
+	"moobi/nodes"
 )
 
 // Metrics is the appliance's registry and collectors.
@@ -25,6 +27,7 @@ type Metrics struct {
 	dhcpMalformed *prometheus.CounterVec
 	tftpTransfers *prometheus.CounterVec
 	httpRequests  *prometheus.CounterVec
+	swarm         *swarmCollector
 }
 
 // New registers the appliance's collectors in a fresh registry.
@@ -47,7 +50,8 @@ func New() *Metrics {
 			Name: "moobi_http_requests_total", Help: "HTTP requests, by route and status code.",
 		}, []string{"route", "code"}),
 	}
-	m.Registry.MustRegister(m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests,
+	m.swarm = newSwarmCollector(append(append([]string{}, nodeapi.States...), nodes.StateUnknown))
+	m.Registry.MustRegister(m.swarm, m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -76,4 +80,19 @@ func (m *Metrics) TFTPTransfer(_ net.IP, _ string, r tftpd.Result) {
 // HTTPRequest counts one HTTP request.
 func (m *Metrics) HTTPRequest(route string, code int) {
 	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+}
+
+// SetSources tells the metrics where to read the seeder's uploads (bytes
+// by image) and the node counts (by state) at each scrape.
+func (m *Metrics) SetSources(bittorrent func() map[string]int64, nodeStates func() map[string]int) {
+	m.swarm.mu.Lock()
+	defer m.swarm.mu.Unlock()
+	m.swarm.bittorrent, m.swarm.nodeStates = bittorrent, nodeStates
+}
+
+// WebSeedSent counts root filesystem bytes the appliance sent over HTTP.
+func (m *Metrics) WebSeedSent(image string, n int64) {
+	m.swarm.mu.Lock()
+	defer m.swarm.mu.Unlock()
+	m.swarm.httpSent[image] += n
 }

@@ -15,7 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"moobi/images/catalog"
 	"moobi/inventory"
+	"moobi/nodeapi"
+	"moobi/nodes"
 )
 
 // Server is the HTTP service.
@@ -30,6 +33,17 @@ type Server struct {
 	// Count, if set, is told the route pattern and status of every request.
 	Count func(route string, code int)
 	Log   *slog.Logger
+
+	// Catalog, if set, serves image profiles, /images/ and boot configs.
+	Catalog *catalog.Catalog
+	// Tracker, if set, answers /announce.
+	Tracker http.Handler
+	// Nodes keeps node states; it must be set.
+	Nodes *nodes.Registry
+	// NodeInitrd returns the path of the node initramfs.
+	NodeInitrd func() string
+	// WebSeedSent, if set, is told of root filesystem bytes sent over HTTP.
+	WebSeedSent func(image string, n int64)
 }
 
 // Handler returns the service's routes, wrapped in request logging.
@@ -42,6 +56,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /boot/{script}", s.bootScript)
 	mux.HandleFunc("GET /profiles/{profile}/kernel", s.kernel)
 	mux.HandleFunc("GET /profiles/{profile}/initrd/{index}/{name}", s.initrd)
+	mux.HandleFunc("GET /node/{name}", s.nodeInitrd)
+	mux.HandleFunc("GET /images/{name}/{version}/{file}", s.imageFile)
+	mux.HandleFunc("GET /v1/images", s.listImages)
+	mux.HandleFunc("GET /v1/nodes", s.listNodes)
+	mux.HandleFunc("GET /v1/nodes/{mac}", s.getNode)
+	mux.HandleFunc("GET /v1/nodes/{mac}/boot", s.bootConfig)
+	mux.HandleFunc("POST /v1/nodes/{mac}/events", s.postEvent)
+	if s.Tracker != nil {
+		mux.Handle("GET /announce", s.Tracker)
+	}
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
@@ -101,19 +125,26 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	if !p.Direct() {
-		// The catalog of Moobi images is not served yet.
-		s.Log.Warn("no boot script: image profiles are not served by this appliance yet", "mac", h.MAC.String(), "profile", p.Name)
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
 	// Rendered into a buffer first: a client never gets half a script.
-	body, err := Script(h, p, s.BaseURL())
+	var body []byte
+	if p.Direct() {
+		body, err = Script(h, p, s.BaseURL())
+	} else {
+		m, merr := s.manifestFor(p, "")
+		if merr != nil {
+			s.Log.Error("no boot script: the host's image has no current version", "mac", h.MAC.String(), "image", p.Image, "err", merr)
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		body, err = ImageScript(h, p, m, s.BaseURL())
+	}
 	if err != nil {
 		s.Log.Error("render boot script", "mac", h.MAC.String(), "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	s.Nodes.Seen(h.MAC, h.Name, nodeapi.StateFirmware, "iPXE fetched its boot script", ip)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("Cache-Control", "no-store")
@@ -131,6 +162,7 @@ func (s *Server) profile(w http.ResponseWriter, r *http.Request) *inventory.Prof
 
 func (s *Server) kernel(w http.ResponseWriter, r *http.Request) {
 	if p := s.profile(w, r); p != nil {
+		s.observe(r, nodeapi.StateKernel, "fetched the kernel")
 		s.serveFile(w, r, p.Kernel)
 	}
 }
@@ -146,6 +178,14 @@ func (s *Server) initrd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveFile(w, r, p.Initrd[i])
+}
+
+func (s *Server) nodeInitrd(w http.ResponseWriter, r *http.Request) {
+	if s.NodeInitrd == nil || r.PathValue("name") != NodeInitrdName {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	s.serveFile(w, r, s.NodeInitrd())
 }
 
 // serveFile sends a file named by the inventory (never by the client),

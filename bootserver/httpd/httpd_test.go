@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"moobi/inventory"
+	"moobi/nodes"
 )
 
 type counts map[string]int
@@ -56,6 +57,7 @@ hosts:
 		BaseURL:   func() string { return "http://10.99.0.1:8080" },
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Count:     func(route string, code int) { c[fmt.Sprintf("%s %d", route, code)]++ },
+		Nodes:     nodes.New(),
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -103,7 +105,7 @@ func TestNotBooted(t *testing.T) {
 	srv, _, _ := setup(t)
 	for _, path := range []string{
 		"/boot/52:54:00:99:99:99.ipxe", // unknown MAC
-		"/boot/52:54:00:12:34:02.ipxe", // image profile: not served yet
+		"/boot/52:54:00:12:34:02.ipxe", // image profile without a catalog
 		"/boot/not-a-mac.ipxe",
 		"/boot/52:54:00:12:34:01",
 		"/profiles/web/kernel",

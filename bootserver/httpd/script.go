@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"moobi/images/catalog"
 	"moobi/inventory"
 )
 
@@ -39,6 +40,43 @@ func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, er
 	fmt.Fprintf(&b, "kernel %s/kernel %s || goto failed\n", prof, strings.Join(args, " "))
 	for i := range p.Initrd {
 		fmt.Fprintf(&b, "initrd %s/initrd/%d/%s || goto failed\n", prof, i, url.PathEscape(p.InitrdName(i)))
+	}
+	fmt.Fprintf(&b, "boot || goto failed\n")
+	fmt.Fprintf(&b, ":failed\n")
+	fmt.Fprintf(&b, "echo Moobi: boot failed, retrying in 5 seconds\n")
+	fmt.Fprintf(&b, "sleep 5 ||\n")
+	fmt.Fprintf(&b, "goto retry\n")
+	return b.Bytes(), nil
+}
+
+// NodeInitrdName is the node initramfs's name in URLs and on kernel command lines.
+const NodeInitrdName = "node-initrd.cpio.gz"
+
+// ImageScript renders the iPXE script that boots host into image version m
+// of profile p: the image's kernel with the node initramfs (whose /init
+// fetches the image over BitTorrent) and the image's modules archive.
+// moobi.server and moobi.version tell the node client where to ask for its
+// boot config and which version its kernel belongs to.
+func ImageScript(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest, base string) ([]byte, error) {
+	ver := base + "/images/" + url.PathEscape(m.Name) + "/" + url.PathEscape(m.Version)
+	_, hasModules := m.Files[catalog.FileModules]
+	args := []string{"initrd=" + NodeInitrdName}
+	if hasModules {
+		args = append(args, "initrd="+catalog.FileModules)
+	}
+	if p.Cmdline != "" {
+		args = append(args, p.Cmdline)
+	}
+	args = append(args, "moobi.server="+base, "moobi.mac="+host.MAC.String(), "moobi.hostname="+host.Name, "moobi.version="+m.Version)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "#!ipxe\n")
+	fmt.Fprintf(&b, "echo Moobi: booting %s (%s) into image %s version %s\n", host.Name, host.MAC, m.Name, m.Version)
+	fmt.Fprintf(&b, ":retry\n")
+	fmt.Fprintf(&b, "imgfree\n")
+	fmt.Fprintf(&b, "kernel %s/kernel %s || goto failed\n", ver, strings.Join(args, " "))
+	fmt.Fprintf(&b, "initrd %s/node/%s || goto failed\n", base, NodeInitrdName)
+	if hasModules {
+		fmt.Fprintf(&b, "initrd %s/%s || goto failed\n", ver, catalog.FileModules)
 	}
 	fmt.Fprintf(&b, "boot || goto failed\n")
 	fmt.Fprintf(&b, ":failed\n")

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"moobi/initrd/fetch"
+	"moobi/inventory"
+)
+
+func node(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "fetch" {
+		fmt.Fprintln(stderr, "usage: moobi node fetch --server URL --mac MAC --dir DIR [--seed-for DURATION]")
+		return 2
+	}
+	fs := flag.NewFlagSet("node fetch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := fs.String("server", "", "the appliance's HTTP root, e.g. http://10.99.0.1:8080")
+	macText := fs.String("mac", "", "the node's MAC address")
+	dir := fs.String("dir", "", "cache folder")
+	version := fs.String("version", "", "image version (default: current)")
+	seedFor := fs.Duration("seed-for", 0, "keep seeding this long after the image verified")
+	port := fs.Int("port", 0, "BitTorrent peer port (default 6881)")
+	webSeedAfter := fs.Duration("webseed-after", 10*time.Second, "use the appliance's web seed after this long without data")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *server == "" || *macText == "" || *dir == "" {
+		fmt.Fprintln(stderr, "moobi node fetch: --server, --mac and --dir are required")
+		return 2
+	}
+	mac, err := inventory.ParseMAC(*macText)
+	if err != nil {
+		fmt.Fprintf(stderr, "moobi node fetch: --mac: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(stderr, *level, "text")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := fetch.Fetch(ctx, fetch.Options{Server: *server, MAC: mac, Dir: *dir, Version: *version, Port: *port, WebSeedAfter: *webSeedAfter, Log: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "moobi node fetch: %v\n", err)
+		return 1
+	}
+	defer s.Close()
+	st := s.Stats
+	fmt.Fprintf(stdout, "verified %s %s: %s\nsize %d reused %d from_peers %d from_webseed %d seconds %.2f\n",
+		s.Config.Image, s.Config.Version, s.Path, st.Size, st.Reused, st.FromPeers, st.FromSeed, st.Duration.Seconds())
+	if *seedFor > 0 {
+		select {
+		case <-time.After(*seedFor):
+		case <-ctx.Done():
+		}
+		fmt.Fprintf(stdout, "uploaded %d\n", s.Uploaded())
+	}
+	return 0
+}

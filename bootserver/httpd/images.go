@@ -1,0 +1,205 @@
+package httpd
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/anacrolix/torrent/bencode"
+
+	"moobi/images/catalog"
+	"moobi/inventory"
+	"moobi/nodeapi"
+)
+
+// BootConfig is the boot config of host, booting profile p with the image
+// version m; base is the appliance's HTTP root.
+func BootConfig(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest, base string) nodeapi.BootConfig {
+	ver := base + "/images/" + url.PathEscape(m.Name) + "/" + url.PathEscape(m.Version) + "/"
+	return nodeapi.BootConfig{
+		Name:     host.Name,
+		MAC:      host.MAC.String(),
+		Image:    m.Name,
+		Version:  m.Version,
+		Torrent:  ver + catalog.FileTorrent,
+		InfoHash: m.InfoHash,
+		Size:     m.Files[catalog.FileRootfs].Size,
+		SHA256:   m.Files[catalog.FileRootfs].SHA256,
+		WebSeed:  ver + catalog.FileRootfs,
+		Tracker:  base + "/announce",
+		Cmdline:  p.Cmdline,
+		Cache:    p.Cache,
+	}
+}
+
+// manifestFor picks the version a host boots: the one its boot script named
+// (so a node fetches the version its kernel came with, even if another was
+// published since), else the image's current version.
+func (s *Server) manifestFor(p *inventory.Profile, version string) (*catalog.Manifest, error) {
+	if s.Catalog == nil {
+		return nil, fmt.Errorf("no image catalog")
+	}
+	if version != "" {
+		if m, err := s.Catalog.Manifest(p.Image, version); err == nil {
+			return m, nil
+		}
+	}
+	return s.Catalog.Current(p.Image)
+}
+
+func (s *Server) bootConfig(w http.ResponseWriter, r *http.Request) {
+	h, p, err := s.lookup(r.PathValue("mac"))
+	if err != nil {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if p.Direct() {
+		http.Error(w, "profile "+p.Name+" is a direct netboot: no image", http.StatusNotFound)
+		return
+	}
+	m, err := s.manifestFor(p, r.URL.Query().Get("version"))
+	if err != nil {
+		s.Log.Error("no image for boot config", "mac", h.MAC.String(), "image", p.Image, "err", err)
+		http.Error(w, "image "+p.Image+" has no current version", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, BootConfig(h, p, m, s.BaseURL()))
+}
+
+// imageFile serves /images/{name}/{version}/{file}; "current" is an alias
+// of the current version. The .torrent is rewritten with the announce and
+// web seed URLs of the appliance as it is reached now.
+func (s *Server) imageFile(w http.ResponseWriter, r *http.Request) {
+	name, version, file := r.PathValue("name"), r.PathValue("version"), r.PathValue("file")
+	if s.Catalog == nil {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	m, err := s.Catalog.Manifest(name, version)
+	if err != nil {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if file == catalog.FileTorrent || file == ".torrent" {
+		s.torrentFile(w, m)
+		return
+	}
+	path, err := s.Catalog.Path(name, m.Version, file)
+	if err != nil {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if file == catalog.FileKernel {
+		s.observe(r, nodeapi.StateKernel, "fetched the kernel of "+m.Name+" "+m.Version)
+	}
+	if file == catalog.FileRootfs && s.WebSeedSent != nil {
+		// Web seed traffic is the appliance uploading the image itself.
+		sw, _ := w.(*statusWriter)
+		if sw != nil {
+			before := sw.bytes
+			defer func() { s.WebSeedSent(name, sw.bytes-before) }()
+		}
+	}
+	s.serveFile(w, r, path)
+}
+
+func (s *Server) torrentFile(w http.ResponseWriter, m *catalog.Manifest) {
+	mi, err := s.Catalog.MetaInfo(m.Name, m.Version)
+	if err != nil {
+		s.Log.Error("read torrent", "image", m.Name, "version", m.Version, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	base := s.BaseURL()
+	mi.Announce = base + "/announce"
+	mi.AnnounceList = nil
+	mi.UrlList = []string{base + "/images/" + url.PathEscape(m.Name) + "/" + url.PathEscape(m.Version) + "/"}
+	b, err := bencode.Marshal(mi)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-bittorrent")
+	w.Write(b)
+}
+
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
+	if s.Catalog == nil {
+		writeJSON(w, []catalog.Image{})
+		return
+	}
+	imgs, err := s.Catalog.List()
+	if err != nil {
+		s.Log.Error("list images", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, imgs)
+}
+
+func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
+	mac, err := inventory.ParseMAC(r.PathValue("mac"))
+	if err != nil {
+		http.Error(w, "malformed MAC", http.StatusBadRequest)
+		return
+	}
+	e, err := nodeapi.DecodeEvent(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	h, _, ok := s.Inventory().Lookup(mac)
+	if !ok {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	s.Nodes.Report(mac, h.Name, e, ip)
+	log := s.Log.Info
+	if e.State == nodeapi.StateFailed {
+		log = s.Log.Warn
+	}
+	log("node event", "mac", mac.String(), "name", h.Name, "state", e.State, "reason", e.Reason, "message", e.Message, "done", e.Done, "total", e.Total)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, s.Nodes.List(s.Inventory()))
+}
+
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+	mac, err := inventory.ParseMAC(r.PathValue("mac"))
+	if err != nil {
+		http.Error(w, "malformed MAC", http.StatusBadRequest)
+		return
+	}
+	for _, n := range s.Nodes.List(s.Inventory()) {
+		if n.MAC == mac.String() {
+			writeJSON(w, n)
+			return
+		}
+	}
+	http.Error(w, "not found", http.StatusNotFound)
+}
+
+// observe marks what a node fetched, by the address it fetched from.
+func (s *Server) observe(r *http.Request, state, what string) {
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if mac, name, ok := s.Nodes.ByAddress(ip); ok {
+		if m, err := net.ParseMAC(mac); err == nil {
+			s.Nodes.Seen(m, name, state, what, ip)
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}

@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"moobi/lab"
+)
+
+// makeSquashfs builds a real squashfs image holding sizeMiB of random data
+// (stored uncompressed, so the image is about that size).
+func makeSquashfs(t *testing.T, dir string, sizeMiB int) string {
+	t.Helper()
+	src := filepath.Join(dir, "rootfs-src")
+	if err := os.MkdirAll(filepath.Join(src, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(src, "payload.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, int64(sizeMiB)<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	writeFile(t, filepath.Join(src, "etc", "os-release"), "NAME=moobi-test\n")
+	out := filepath.Join(dir, "rootfs.squashfs")
+	if b, err := exec.Command("mksquashfs", src, out, "-noappend", "-noI", "-noD", "-noF", "-noX", "-quiet").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, b)
+	}
+	os.RemoveAll(src)
+	return out
+}
+
+// imageLab is a lab with an appliance serving one image profile "web" to
+// the given hosts.
+type imageLab struct {
+	l      *lab.Lab
+	app    *lab.Appliance
+	bin    string
+	cfg    string
+	rootfs string
+	size   int64
+}
+
+func newImageLab(t *testing.T, ctx context.Context, sizeMiB int, hosts map[string]string) *imageLab {
+	t.Helper()
+	bin := moobiBinary(t)
+	kernel, err := lab.Kernel(ctx, lab.TestCacheDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := lab.NewForTest(t, ctx)
+	var hs strings.Builder
+	for name, mac := range hosts {
+		fmt.Fprintf(&hs, "  %s:\n    mac: %s\n    profile: web\n", name, mac)
+	}
+	cfg := filepath.Join(l.Dir(), "hosts.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`appliance:
+  interface: br0
+  http_port: 8080
+  data_dir: %s/data
+  ipxe_dir: /usr/lib/ipxe
+profiles:
+  web:
+    image: web
+    cmdline: console=ttyS0
+hosts:
+%s`, l.Dir(), hs.String()))
+	rootfs := makeSquashfs(t, l.Dir(), sizeMiB)
+	st, _ := os.Stat(rootfs)
+	out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", rootfs).CombinedOutput()
+	if err != nil {
+		t.Fatalf("moobi image add: %v\n%s", err, out)
+	}
+	t.Logf("moobi image add:\n%s", out)
+	app := startAppliance(t, ctx, l, bin, cfg)
+	if err := app.WaitLog(ctx, 2*time.Minute, func(e lab.LogEntry) bool { return e.Msg == "seeding" }); err != nil {
+		t.Fatalf("appliance never seeded the image: %v", err)
+	}
+	return &imageLab{l: l, app: app, bin: bin, cfg: cfg, rootfs: rootfs, size: st.Size()}
+}
+
+// addNode creates a node namespace at 10.99.0.(10+i) whose link is shaped
+// to rate in both directions.
+func (il *imageLab) addNode(t *testing.T, ctx context.Context, i int, rate string) string {
+	t.Helper()
+	ns, err := il.l.AddHost(ctx, fmt.Sprintf("n%d", i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "ip", "-n", ns, "addr", "add", fmt.Sprintf("10.99.0.%d/24", 10+i), "dev", "eth0")
+	if rate != "" {
+		shape(t, ctx, ns, "eth0", rate)
+		shape(t, ctx, il.l.ApplianceNS(), fmt.Sprintf("host%d", i+1), rate)
+	}
+	return ns
+}
+
+func shape(t *testing.T, ctx context.Context, ns, dev, rate string) {
+	t.Helper()
+	run(t, ctx, "tc", "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", "256kb", "latency", "100ms")
+}
+
+func run(t *testing.T, ctx context.Context, name string, args ...string) {
+	t.Helper()
+	if b, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, b)
+	}
+}
+
+// fetchResult is what one `moobi node fetch` printed.
+type fetchResult struct {
+	node                              string
+	size, reused, fromPeers, fromSeed int64
+	seconds                           float64
+	err                               error
+	output                            string
+}
+
+// fetchAll runs `moobi node fetch` in every namespace at once, keeps each
+// seeding until all have verified, then stops them.
+func (il *imageLab) fetchAll(t *testing.T, ctx context.Context, nss []string, macs []string, extra ...string) []fetchResult {
+	t.Helper()
+	results := make([]fetchResult, len(nss))
+	var verified sync.WaitGroup
+	verified.Add(len(nss))
+	allDone := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, ns := range nss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &results[i]
+			r.node = ns
+			dir := filepath.Join(il.l.Dir(), "cache-"+ns)
+			args := append([]string{"netns", "exec", ns, il.bin, "node", "fetch", "--server", "http://" + lab.ApplianceAddr + ":8080",
+				"--mac", macs[i], "--dir", dir, "--seed-for", "10m"}, extra...)
+			cmd := exec.CommandContext(ctx, "ip", args...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				r.err = err
+				verified.Done()
+				return
+			}
+			counted := false
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				line := sc.Text()
+				r.output += line + "\n"
+				if strings.HasPrefix(line, "size ") {
+					fmt.Sscanf(line, "size %d reused %d from_peers %d from_webseed %d seconds %f", &r.size, &r.reused, &r.fromPeers, &r.fromSeed, &r.seconds)
+					verified.Done()
+					counted = true
+					go func() { <-allDone; cmd.Process.Signal(os.Interrupt) }()
+				}
+			}
+			err := cmd.Wait()
+			if !counted {
+				r.err = fmt.Errorf("node fetch in %s ended without verifying: %v\n%s", ns, err, lab.Tail(stderr.String(), 20))
+				verified.Done()
+			} else if err != nil {
+				r.err = fmt.Errorf("node fetch in %s: %v", ns, err)
+			}
+			r.output += stderr.String()
+		}()
+	}
+	verified.Wait()
+	close(allDone)
+	wg.Wait()
+	return results
+}
+
+// TestSwarmRack: 8 nodes fetch a 64 MiB image over BitTorrent while the
+// appliance's link is shaped to a quarter of theirs; all verify, and the
+// appliance uploads at most twice the image (the metric shows it).
+func TestSwarmRack(t *testing.T) {
+	lab.RequireRoot(t, "curl", "tc", "mksquashfs")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	const n = 8
+	hosts := map[string]string{}
+	var macs []string
+	for i := 0; i < n; i++ {
+		mac := fmt.Sprintf("52:54:00:5a:00:%02x", i+1)
+		hosts[fmt.Sprintf("node%02d", i+1)] = mac
+		macs = append(macs, mac)
+	}
+	il := newImageLab(t, ctx, 64, hosts)
+	// The appliance's own link (the bridge's local port) gets a quarter of
+	// a node's.
+	shape(t, ctx, il.l.ApplianceNS(), "br0", "50mbit")
+	var nss []string
+	for i := 0; i < n; i++ {
+		nss = append(nss, il.addNode(t, ctx, i, "200mbit"))
+	}
+	start := time.Now()
+	results := il.fetchAll(t, ctx, nss, macs)
+	elapsed := time.Since(start)
+	var peers, seed int64
+	for _, r := range results {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.size != il.size {
+			t.Fatalf("%s verified %d bytes, the image is %d", r.node, r.size, il.size)
+		}
+		peers += r.fromPeers
+		seed += r.fromSeed
+		t.Logf("%s: %.1fs, from peers %d, from web seed %d", r.node, r.seconds, r.fromPeers, r.fromSeed)
+	}
+	metrics, err := curl(ctx, il.l, "http://"+lab.ApplianceAddr+":8080/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt := metricValue(metrics, `moobi_swarm_uploaded_bytes_total{image="web",protocol="bittorrent"}`)
+	web := max(0, metricValue(metrics, `moobi_swarm_uploaded_bytes_total{image="web",protocol="http"}`))
+	if bt < 0 {
+		t.Fatalf("metrics lack the appliance's BitTorrent upload:\n%s", metrics)
+	}
+	total := bt + web
+	t.Logf("%d nodes, %d-byte image: all verified in %.1fs; appliance uploaded %.0f bytes (%.2f× the image; %.0f over HTTP); nodes got %d bytes from peers (appliance included)",
+		n, il.size, elapsed.Seconds(), total, total/float64(il.size), web, peers)
+	if total > 2*float64(il.size) {
+		t.Fatalf("appliance uploaded %.0f bytes, more than twice the %d-byte image", total, il.size)
+	}
+	if total < float64(il.size)/2 {
+		t.Fatalf("appliance uploaded only %.0f bytes: the metric does not count what it served", total)
+	}
+}

@@ -1,0 +1,273 @@
+// Package fetch is the node client's image download, shared by the node
+// initramfs and `moobi node fetch`: it reads the node's boot config from the
+// appliance, downloads the image's root filesystem over BitTorrent into a
+// local cache — reusing every piece already there that verifies — falls back
+// to the appliance's web seed when no peer serves, verifies the whole file
+// against the boot config's sha256, reports each step to the appliance, and
+// keeps seeding.
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"moobi/images/piecestore"
+	"moobi/images/swarm"
+	"moobi/nodeapi"
+)
+
+// Options configure a fetch.
+type Options struct {
+	// Server is the appliance's HTTP root, e.g. http://10.99.0.1:8080.
+	Server string
+	MAC    net.HardwareAddr
+	// Dir is the cache folder; the image goes to Dir/IMAGE.rootfs.
+	Dir string
+	// Version asks for a given image version (the one the kernel came
+	// with); "" means the current one.
+	Version string
+	// Port is the BitTorrent peer port (swarm.DefaultPort if 0).
+	Port int
+	// WebSeedAfter is how long the download may go without receiving
+	// anything before the appliance's web seed is used (default 10 s).
+	WebSeedAfter time.Duration
+	// ProgressEvery is the interval of progress events (default 2 s).
+	ProgressEvery time.Duration
+	HTTP          *http.Client
+	Log           *slog.Logger
+}
+
+// Stats are a download's figures.
+type Stats struct {
+	Size      int64
+	Reused    int64 // valid bytes already in the cache
+	FromPeers int64
+	FromSeed  int64 // from the appliance's web seed
+	Duration  time.Duration
+}
+
+// Session is a completed, verified download that is still seeding.
+type Session struct {
+	Config nodeapi.BootConfig
+	Path   string
+	Stats  Stats
+	client *torrent.Client
+	t      *torrent.Torrent
+	o      Options
+}
+
+// Close stops seeding.
+func (s *Session) Close() error {
+	errs := s.client.Close()
+	return errors.Join(errs...)
+}
+
+// Uploaded is how many bytes this node has served to its peers.
+func (s *Session) Uploaded() int64 {
+	st := s.t.Stats()
+	return st.BytesWrittenData.Int64()
+}
+
+func (o *Options) defaults() {
+	if o.Port == 0 {
+		o.Port = swarm.DefaultPort
+	}
+	if o.WebSeedAfter == 0 {
+		o.WebSeedAfter = 10 * time.Second
+	}
+	if o.ProgressEvery == 0 {
+		o.ProgressEvery = 2 * time.Second
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: 30 * time.Second}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Fetch downloads and verifies the node's image. On failure it reports a
+// failed event (when the appliance answers) and returns the error.
+func Fetch(ctx context.Context, o Options) (*Session, error) {
+	o.defaults()
+	s, err := fetch(ctx, o)
+	if err != nil {
+		Report(ctx, o, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
+		return nil, err
+	}
+	return s, nil
+}
+
+func fetch(ctx context.Context, o Options) (*Session, error) {
+	start := time.Now()
+	cfg, err := GetBootConfig(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Log.With("image", cfg.Image, "version", cfg.Version)
+	mi, err := getTorrent(ctx, o, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache folder: %w", err)
+	}
+	path := filepath.Join(o.Dir, cfg.Image+".rootfs")
+	ccfg := swarm.Config(o.Port, log.With("component", "torrent"))
+	seedBytes := &atomic.Int64{}
+	ccfg.WebTransport = countingTransport{http.DefaultTransport, seedBytes}
+	cl, err := torrent.NewClient(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("start BitTorrent client on port %d: %w", o.Port, err)
+	}
+	s := &Session{Config: cfg, Path: path, client: cl, o: o}
+	ok := false
+	defer func() {
+		if !ok {
+			cl.Close()
+		}
+	}()
+	t, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{
+		InfoHash:                 mi.HashInfoBytes(),
+		InfoBytes:                mi.InfoBytes,
+		Storage:                  &piecestore.File{Path: path},
+		DisableInitialPieceCheck: true, // checked below, before downloading
+	})
+	s.t = t
+	select {
+	case <-t.GotInfo():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := t.VerifyDataContext(ctx); err != nil {
+		return nil, fmt.Errorf("check the cache %s: %w", path, err)
+	}
+	s.Stats.Size = t.Length()
+	s.Stats.Reused = t.BytesCompleted()
+	log.Info("cache checked", "path", path, "reused", s.Stats.Reused, "size", s.Stats.Size)
+	Report(ctx, o, s.event(nodeapi.StateFetching, "downloading the image"))
+	t.AddTrackers([][]string{{cfg.Tracker}})
+	t.DownloadAll()
+	if err := s.wait(ctx, seedBytes); err != nil {
+		return nil, err
+	}
+	s.Stats.FromSeed = seedBytes.Load()
+	st := t.Stats()
+	s.Stats.FromPeers = max(0, st.BytesReadUsefulData.Int64()-s.Stats.FromSeed)
+	if err := verifyFile(ctx, path, cfg.Size, cfg.SHA256); err != nil {
+		return nil, err
+	}
+	s.Stats.Duration = time.Since(start)
+	log.Info("image verified", "path", path, "reused", s.Stats.Reused, "from_peers", s.Stats.FromPeers, "from_webseed", s.Stats.FromSeed, "duration", s.Stats.Duration.Round(time.Millisecond))
+	Report(ctx, o, s.event(nodeapi.StateVerified, "image verified"))
+	ok = true
+	return s, nil
+}
+
+// wait follows the download to its end, reporting progress and adding the
+// web seed once nothing has arrived for WebSeedAfter.
+func (s *Session) wait(ctx context.Context, seedBytes *atomic.Int64) error {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	lastDone, lastChange, lastReport := s.t.BytesCompleted(), time.Now(), time.Now()
+	webSeed := false
+	for {
+		select {
+		case <-s.t.Complete().On():
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("download interrupted at %d of %d bytes: %w", s.t.BytesCompleted(), s.t.Length(), ctx.Err())
+		case <-tick.C:
+		}
+		done := s.t.BytesCompleted()
+		if done != lastDone {
+			lastDone, lastChange = done, time.Now()
+		}
+		if !webSeed && time.Since(lastChange) >= s.o.WebSeedAfter {
+			webSeed = true
+			st := s.t.Stats()
+			s.o.Log.Warn("no data from peers; using the appliance's web seed", "webseed", s.Config.WebSeed, "peers", st.ActivePeers)
+			s.t.AddWebSeeds([]string{s.Config.WebSeed})
+		}
+		if time.Since(lastReport) >= s.o.ProgressEvery {
+			lastReport = time.Now()
+			s.Stats.FromSeed = seedBytes.Load()
+			Report(ctx, s.o, s.event(nodeapi.StateFetching, ""))
+		}
+	}
+}
+
+func (s *Session) event(state, msg string) nodeapi.Event {
+	e := nodeapi.Event{State: state, Message: msg, Image: s.Config.Image, Version: s.Config.Version, Time: time.Now()}
+	if s.t != nil {
+		st := s.t.Stats()
+		e.Done, e.Total, e.Reused, e.FromSeed = s.t.BytesCompleted(), s.t.Length(), s.Stats.Reused, s.Stats.FromSeed
+		e.FromPeers = max(0, st.BytesReadUsefulData.Int64()-s.Stats.FromSeed)
+	}
+	return e
+}
+
+func getTorrent(ctx context.Context, o Options, cfg nodeapi.BootConfig) (*metainfo.MetaInfo, error) {
+	body, err := get(ctx, o.HTTP, cfg.Torrent, 4<<20)
+	if err != nil {
+		return nil, fmt.Errorf("torrent: %w", err)
+	}
+	mi, err := metainfo.Load(bytesReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("torrent %s: %w", cfg.Torrent, err)
+	}
+	if got := mi.HashInfoBytes().HexString(); got != cfg.InfoHash {
+		return nil, fmt.Errorf("torrent %s has infohash %s, the boot config says %s", cfg.Torrent, got, cfg.InfoHash)
+	}
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		return nil, fmt.Errorf("torrent %s: %w", cfg.Torrent, err)
+	}
+	if info.IsDir() || info.TotalLength() != cfg.Size {
+		return nil, fmt.Errorf("torrent %s describes %d bytes, the boot config %d", cfg.Torrent, info.TotalLength(), cfg.Size)
+	}
+	return mi, nil
+}
+
+// verifyFile checks the first size bytes of path against a sha256.
+func verifyFile(ctx context.Context, path string, size int64, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(ctxReader{ctx, f}, size)); err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("verify %s: sha256 %s, the boot config says %s", path, got, want)
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
+}

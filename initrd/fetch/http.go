@@ -1,0 +1,108 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+
+	"moobi/nodeapi"
+)
+
+// GetBootConfig asks the appliance for the node's boot config.
+func GetBootConfig(ctx context.Context, o Options) (nodeapi.BootConfig, error) {
+	o.defaults()
+	u := o.Server + "/v1/nodes/" + o.MAC.String() + "/boot"
+	if o.Version != "" {
+		u += "?version=" + url.QueryEscape(o.Version)
+	}
+	body, err := get(ctx, o.HTTP, u, 1<<20)
+	if err != nil {
+		return nodeapi.BootConfig{}, fmt.Errorf("boot config: %w", err)
+	}
+	var cfg nodeapi.BootConfig
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s: %w", u, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nodeapi.BootConfig{}, fmt.Errorf("%s: %w", u, err)
+	}
+	return cfg, nil
+}
+
+// Report posts an event to the appliance. Failures are logged, not
+// returned: a node keeps booting when the appliance cannot hear it.
+func Report(ctx context.Context, o Options, e nodeapi.Event) {
+	o.defaults()
+	b, _ := json.Marshal(e)
+	u := o.Server + "/v1/nodes/" + o.MAC.String() + "/events"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := o.HTTP.Do(req)
+	if err != nil {
+		o.Log.Warn("cannot report event", "state", e.State, "err", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		o.Log.Warn("event refused", "state", e.State, "status", resp.Status)
+	}
+}
+
+func get(ctx context.Context, c *http.Client, u string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, bytes.TrimSpace(msg))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("GET %s: response larger than %d bytes", u, limit)
+	}
+	return b, nil
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// countingTransport counts response body bytes: the web seed's traffic.
+type countingTransport struct {
+	rt http.RoundTripper
+	n  *atomic.Int64
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	if err == nil {
+		resp.Body = countingBody{resp.Body, c.n}
+	}
+	return resp, err
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}

@@ -1,0 +1,119 @@
+// Package nodeapi is the contract between the appliance and its nodes: the
+// boot config a node fetches from /v1/nodes/{mac}/boot and the events it
+// posts to /v1/nodes/{mac}/events. Both sides import it; field names are
+// part of the HTTP interface.
+package nodeapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// BootConfig tells a node which image to fetch and how to boot it.
+type BootConfig struct {
+	// Name is the host's name in hosts.yaml (the node's hostname).
+	Name string `json:"name"`
+	MAC  string `json:"mac"`
+	// Image and Version name the catalog entry; Version is never "current".
+	Image   string `json:"image"`
+	Version string `json:"version"`
+	// Torrent is the URL of the image's .torrent; InfoHash its v1 infohash (hex).
+	Torrent  string `json:"torrent"`
+	InfoHash string `json:"infohash"`
+	// Size and SHA256 describe the root filesystem the torrent carries.
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// WebSeed is the HTTP URL of the root filesystem itself (BEP 19), used
+	// when no peer can serve.
+	WebSeed string `json:"webseed"`
+	// Tracker is the announce URL.
+	Tracker string `json:"tracker"`
+	Cmdline string `json:"cmdline"`
+	// Cache is the local cache device, or "" for RAM.
+	Cache string `json:"cache"`
+}
+
+// Validate reports the first missing or malformed field.
+func (c *BootConfig) Validate() error {
+	switch {
+	case c.Image == "" || c.Version == "":
+		return fmt.Errorf("boot config: image and version are required")
+	case len(c.InfoHash) != 40:
+		return fmt.Errorf("boot config: infohash %q is not 40 hex digits", c.InfoHash)
+	case c.Torrent == "":
+		return fmt.Errorf("boot config: torrent URL is required")
+	case c.Size <= 0:
+		return fmt.Errorf("boot config: size %d is not positive", c.Size)
+	case len(c.SHA256) != 64:
+		return fmt.Errorf("boot config: sha256 %q is not 64 hex digits", c.SHA256)
+	}
+	return nil
+}
+
+// Node states, in boot order; Failed may follow any of them.
+const (
+	StateDHCP     = "dhcp"
+	StateFirmware = "firmware"
+	StateKernel   = "kernel"
+	StateFetching = "fetching"
+	StateVerified = "verified"
+	StateRunning  = "running"
+	StateFailed   = "failed"
+)
+
+// States lists every state, in boot order.
+var States = []string{StateDHCP, StateFirmware, StateKernel, StateFetching, StateVerified, StateRunning, StateFailed}
+
+// ValidState reports whether s is a known state.
+func ValidState(s string) bool {
+	for _, x := range States {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Event is what a node reports about itself.
+type Event struct {
+	State string `json:"state"`
+	// Reason says why, for failed.
+	Reason string `json:"reason,omitempty"`
+	// Message is free text for the timeline.
+	Message string `json:"message,omitempty"`
+	Image   string `json:"image,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Bytes done and total of the image download, and where they came from.
+	Done      int64 `json:"done,omitempty"`
+	Total     int64 `json:"total,omitempty"`
+	FromPeers int64 `json:"from_peers,omitempty"`
+	FromSeed  int64 `json:"from_webseed,omitempty"`
+	Reused    int64 `json:"reused,omitempty"`
+	// Time is when the node saw it; the appliance stamps its own time too.
+	Time time.Time `json:"time,omitzero"`
+}
+
+// MaxEventBytes bounds an event's encoded size.
+const MaxEventBytes = 16 << 10
+
+// DecodeEvent reads one event of at most MaxEventBytes and checks it.
+func DecodeEvent(r io.Reader) (Event, error) {
+	var e Event
+	dec := json.NewDecoder(io.LimitReader(r, MaxEventBytes+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, fmt.Errorf("event: %w", err)
+	}
+	if !ValidState(e.State) {
+		return Event{}, fmt.Errorf("event: unknown state %q", e.State)
+	}
+	if len(e.Reason) > 1024 || len(e.Message) > 1024 {
+		return Event{}, fmt.Errorf("event: reason or message longer than 1024 bytes")
+	}
+	if e.Done < 0 || e.Total < 0 || e.FromPeers < 0 || e.FromSeed < 0 || e.Reused < 0 {
+		return Event{}, fmt.Errorf("event: negative byte count")
+	}
+	return e, nil
+}
