@@ -83,7 +83,7 @@ func (s *Server) imageFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if file == catalog.FileTorrent || file == ".torrent" {
-		s.torrentFile(w, m)
+		s.torrentFile(w, m, r.URL.Query().Get("webseed") != "0")
 		return
 	}
 	path, err := s.Catalog.Path(name, m.Version, file)
@@ -105,7 +105,10 @@ func (s *Server) imageFile(w http.ResponseWriter, r *http.Request) {
 	s.serveFile(w, r, path)
 }
 
-func (s *Server) torrentFile(w http.ResponseWriter, m *catalog.Manifest) {
+// torrentFile serves a version's .torrent. With webSeed false the BEP 19
+// url-list is left out: clients that favour web seeds over peers (aria2,
+// Transmission) then fetch from the swarm only. The infohash is the same.
+func (s *Server) torrentFile(w http.ResponseWriter, m *catalog.Manifest, webSeed bool) {
 	mi, err := s.Catalog.MetaInfo(m.Name, m.Version)
 	if err != nil {
 		s.Log.Error("read torrent", "image", m.Name, "version", m.Version, "err", err)
@@ -115,7 +118,10 @@ func (s *Server) torrentFile(w http.ResponseWriter, m *catalog.Manifest) {
 	base := s.BaseURL()
 	mi.Announce = base + "/announce"
 	mi.AnnounceList = nil
-	mi.UrlList = []string{base + "/images/" + url.PathEscape(m.Name) + "/" + url.PathEscape(m.Version) + "/"}
+	mi.UrlList = nil
+	if webSeed {
+		mi.UrlList = []string{base + "/images/" + url.PathEscape(m.Name) + "/" + url.PathEscape(m.Version) + "/"}
+	}
 	b, err := bencode.Marshal(mi)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)

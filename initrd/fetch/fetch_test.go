@@ -1,0 +1,198 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"moobi/nodeapi"
+)
+
+// fakeAppliance serves what a node needs from the appliance: boot config,
+// torrent and the rootfs as web seed (with Range), and records events. Its
+// tracker URL points at a closed port: no peer will ever be found.
+type fakeAppliance struct {
+	srv    *httptest.Server
+	rootfs []byte
+	mu     sync.Mutex
+	events []nodeapi.Event
+	served int64 // web seed bytes
+}
+
+func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
+	t.Helper()
+	a := &fakeAppliance{rootfs: make([]byte, size)}
+	rand.Read(a.rootfs)
+	path := filepath.Join(t.TempDir(), "rootfs")
+	os.WriteFile(path, a.rootfs, 0o644)
+	info := metainfo.Info{PieceLength: 256 << 10}
+	if err := info.BuildFromFilePath(path); err != nil {
+		t.Fatal(err)
+	}
+	ib, _ := bencode.Marshal(info)
+	mi := metainfo.MetaInfo{InfoBytes: ib}
+	torrent, _ := bencode.Marshal(mi)
+	sum := sha256.Sum256(a.rootfs)
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadTracker := "http://" + closed.Addr().String() + "/announce"
+	closed.Close()
+	mux := http.NewServeMux()
+	a.srv = httptest.NewServer(mux)
+	t.Cleanup(a.srv.Close)
+	mux.HandleFunc("GET /v1/nodes/{mac}/boot", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(nodeapi.BootConfig{
+			Name: "node01", MAC: r.PathValue("mac"), Image: "web", Version: "v1",
+			Torrent: a.srv.URL + "/t", InfoHash: mi.HashInfoBytes().HexString(),
+			Size: int64(size), SHA256: hex.EncodeToString(sum[:]),
+			WebSeed: a.srv.URL + "/rootfs", Tracker: deadTracker,
+		})
+	})
+	mux.HandleFunc("GET /t", func(w http.ResponseWriter, r *http.Request) { w.Write(torrent) })
+	mux.HandleFunc("GET /rootfs", func(w http.ResponseWriter, r *http.Request) {
+		cw := &countWriter{ResponseWriter: w}
+		http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(a.rootfs))
+		a.mu.Lock()
+		a.served += cw.n
+		a.mu.Unlock()
+	})
+	mux.HandleFunc("POST /v1/nodes/{mac}/events", func(w http.ResponseWriter, r *http.Request) {
+		e, err := nodeapi.DecodeEvent(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		a.mu.Lock()
+		a.events = append(a.events, e)
+		a.mu.Unlock()
+		w.WriteHeader(204)
+	})
+	return a
+}
+
+type countWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func (a *fakeAppliance) states() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var s []string
+	for _, e := range a.events {
+		if len(s) == 0 || s[len(s)-1] != e.State {
+			s = append(s, e.State)
+		}
+	}
+	return s
+}
+
+func opts(a *fakeAppliance, dir string) Options {
+	mac, _ := net.ParseMAC("52:54:00:12:34:01")
+	return Options{Server: a.srv.URL, MAC: mac, Dir: dir, WebSeedAfter: time.Second, ProgressEvery: 200 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// TestWebSeedOnly: no peer exists and the tracker is unreachable; the
+// download still completes from the web seed, verifies, and a second fetch
+// into the same cache reuses everything.
+func TestWebSeedOnly(t *testing.T) {
+	a := newFakeAppliance(t, 3<<20+777)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := Fetch(ctx, opts(a, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(s.Path)
+	if !bytes.Equal(got, a.rootfs) {
+		t.Fatal("fetched rootfs differs")
+	}
+	if s.Stats.FromSeed < int64(len(a.rootfs)) || s.Stats.Reused != 0 {
+		t.Fatalf("stats %+v: want the whole image from the web seed", s.Stats)
+	}
+	s.Close()
+	if got := strings.Join(a.states(), ","); got != "fetching,verified" {
+		t.Fatalf("events %s, want fetching,verified", got)
+	}
+
+	before := a.served
+	s, err = Fetch(ctx, opts(a, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Stats.Reused != int64(len(a.rootfs)) || a.served != before {
+		t.Fatalf("second fetch: stats %+v, web seed served %d more bytes; want everything reused", s.Stats, a.served-before)
+	}
+}
+
+// TestCorruptCache: bytes flipped in the cache are detected and fetched
+// again; the other pieces are reused.
+func TestCorruptCache(t *testing.T) {
+	a := newFakeAppliance(t, 4<<20)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := Fetch(ctx, opts(a, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	f, _ := os.OpenFile(s.Path, os.O_WRONLY, 0)
+	f.WriteAt([]byte{0xde, 0xad}, 1<<20+5)
+	f.Close()
+	s, err = Fetch(ctx, opts(a, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if want := int64(len(a.rootfs)) - 256<<10; s.Stats.Reused != want {
+		t.Fatalf("reused %d bytes, want %d (all but the corrupted piece)", s.Stats.Reused, want)
+	}
+	got, _ := os.ReadFile(s.Path)
+	if !bytes.Equal(got, a.rootfs) {
+		t.Fatal("corrupted cache not repaired")
+	}
+}
+
+// TestWrongTorrent: a torrent that does not match the boot config's
+// infohash is refused, and the failure is reported to the appliance.
+func TestWrongTorrent(t *testing.T) {
+	a := newFakeAppliance(t, 1<<20)
+	other := newFakeAppliance(t, 1<<20)
+	o := opts(a, t.TempDir())
+	o.defaults()
+	cfg, err := GetBootConfig(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Torrent = other.srv.URL + "/t"
+	_, err = getTorrent(context.Background(), o, cfg)
+	if err == nil || !strings.Contains(err.Error(), "infohash") {
+		t.Fatalf("err %v, want an infohash mismatch", err)
+	}
+}
