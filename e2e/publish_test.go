@@ -29,7 +29,7 @@ func TestImageAddKilled(t *testing.T) {
 	cfg := filepath.Join(dir, "hosts.yaml")
 	writeFile(t, cfg, fmt.Sprintf("appliance:\n  interface: lo\n  data_dir: %s/data\n  ipxe_dir: %s/ipxe\n", dir, dir))
 	add := func(version, crash string) error {
-		cmd := exec.Command(bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", rootfs, "--version", version)
+		cmd := exec.Command(bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", rootfs, "--version", version, "--keep", "100")
 		cmd.Env = append(os.Environ(), "MOOBI_CRASH_POINT="+crash)
 		out, err := cmd.CombinedOutput()
 		if err != nil && crash == "" {
