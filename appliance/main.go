@@ -32,6 +32,7 @@ commands:
   image add --config hosts.yaml --name NAME --kernel FILE --rootfs FILE [--modules DIR] [--version V]
   image list --config hosts.yaml
   node fetch --server URL --mac MAC --dir DIR [--seed-for DURATION]
+  status   --server URL          the nodes and their boot state
   version                        print the version
 `
 
@@ -53,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return image(args[1:], stdout, stderr)
 	case "node":
 		return node(args[1:], stdout, stderr)
+	case "status":
+		return status(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "moobi", version)
 		return 0

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"time"
+
 	"bytes"
+	"moobi/nodes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,5 +80,30 @@ func TestUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "frobnicate"`) {
 		t.Fatalf("exit %d, %q", code, errb.String())
+	}
+}
+
+func TestPrintStatus(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var b bytes.Buffer
+	printStatus(&b, []nodes.Node{
+		{Name: "n1", MAC: "52:54:00:12:34:01", State: "fetching", Updated: now.Add(-3 * time.Second), LastEvent: "fetching", Done: 50, Total: 200},
+		{Name: "n2", MAC: "52:54:00:12:34:02", State: "failed", Updated: now.Add(-time.Minute), LastEvent: "failed", Reason: "no peers"},
+		{Name: "n3", MAC: "52:54:00:12:34:03", State: "unknown"},
+	}, now)
+	want := [][]string{
+		{"NAME", "MAC", "STATE", "PROGRESS", "AGE", "LAST", "EVENT"},
+		{"n1", "52:54:00:12:34:01", "fetching", "25%", "3s", "fetching"},
+		{"n2", "52:54:00:12:34:02", "failed", "-", "1m0s", "failed:", "no", "peers"},
+		{"n3", "52:54:00:12:34:03", "unknown", "-", "-"},
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), b.String())
+	}
+	for i, w := range want {
+		if got := strings.Fields(lines[i]); strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Errorf("line %d = %q, want fields %q", i, lines[i], w)
+		}
 	}
 }
