@@ -33,6 +33,7 @@ commands:
   image list --config hosts.yaml
   node fetch --server URL --mac MAC --dir DIR [--seed-for DURATION]
   status   --server URL          the nodes and their boot state
+  initrd build (--out FILE | --config hosts.yaml) [--src DIR]   build the node initramfs
   version                        print the version
 `
 
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return image(args[1:], stdout, stderr)
 	case "node":
 		return node(args[1:], stdout, stderr)
+	case "initrd":
+		return initrd(args[1:], stdout, stderr)
 	case "status":
 		return status(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

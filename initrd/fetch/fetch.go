@@ -37,6 +37,9 @@ type Options struct {
 	MAC    net.HardwareAddr
 	// Dir is the cache folder; the image goes to Dir/IMAGE.rootfs.
 	Dir string
+	// Path, if set, is where the image goes instead: a file, or a cache
+	// device whose first bytes hold it.
+	Path string
 	// Version asks for a given image version (the one the kernel came
 	// with); "" means the current one.
 	Version string
@@ -65,9 +68,10 @@ type Session struct {
 	Config nodeapi.BootConfig
 	Path   string
 	Stats  Stats
-	client *torrent.Client
-	t      *torrent.Torrent
-	o      Options
+	client    *torrent.Client
+	t         *torrent.Torrent
+	o         Options
+	infoBytes []byte
 }
 
 // Close stops seeding.
@@ -123,10 +127,13 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cache folder: %w", err)
+	path := o.Path
+	if path == "" {
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cache folder: %w", err)
+		}
+		path = filepath.Join(o.Dir, cfg.Image+".rootfs")
 	}
-	path := filepath.Join(o.Dir, cfg.Image+".rootfs")
 	ccfg := swarm.Config(o.Port, log.With("component", "torrent"))
 	seedBytes := &atomic.Int64{}
 	ccfg.WebTransport = countingTransport{http.DefaultTransport, seedBytes}
@@ -134,7 +141,7 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start BitTorrent client on port %d: %w", o.Port, err)
 	}
-	s := &Session{Config: cfg, Path: path, client: cl, o: o}
+	s := &Session{Config: cfg, Path: path, client: cl, o: o, infoBytes: mi.InfoBytes}
 	ok := false
 	defer func() {
 		if !ok {

@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"moobi/lab"
+)
+
+var (
+	initrdOnce sync.Once
+	initrdPath string
+	initrdErr  error
+)
+
+// nodeInitrd builds the node initramfs once per test process.
+func nodeInitrd(t *testing.T, ctx context.Context, bin string) string {
+	t.Helper()
+	initrdOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "moobi-e2e-initrd-")
+		if err != nil {
+			initrdErr = err
+			return
+		}
+		initrdPath = filepath.Join(dir, "node-initrd.cpio.gz")
+		src, _ := filepath.Abs("..")
+		start := time.Now()
+		out, err := exec.CommandContext(ctx, bin, "initrd", "build", "--out", initrdPath, "--src", src).CombinedOutput()
+		if err != nil {
+			initrdErr = fmt.Errorf("moobi initrd build: %v\n%s", err, out)
+			return
+		}
+		st, _ := os.Stat(initrdPath)
+		t.Logf("node initramfs: %d bytes gzip'd, built in %.0fs", st.Size(), time.Since(start).Seconds())
+	})
+	if initrdErr != nil {
+		t.Fatal(initrdErr)
+	}
+	return initrdPath
+}
+
+// imageInit is the test image's /sbin/init: it greets with the hostname the
+// node client wrote, then idles so the node keeps seeding.
+const imageInit = `#!/bin/sh
+/bin/busybox mount -t proc proc /proc
+echo "MOOBI-IMAGE: hello from $(/bin/busybox cat /etc/hostname)" > /dev/console
+while true; do /bin/busybox sleep 3600; done
+`
+
+// makeBootImage builds a real squashfs root: static busybox, an init that
+// prints a marker, and payloadMiB of random data.
+func makeBootImage(t *testing.T, dir string, payloadMiB int) string {
+	t.Helper()
+	root := filepath.Join(dir, "image-root")
+	for _, d := range []string{"bin", "sbin", "etc", "proc", "sys", "dev", "run", "tmp", "var"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	bb, err := os.ReadFile(lab.BusyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "bin", "busybox"), bb, 0o755)
+	os.Symlink("busybox", filepath.Join(root, "bin", "sh"))
+	os.WriteFile(filepath.Join(root, "sbin", "init"), []byte(imageInit), 0o755)
+	if payloadMiB > 0 {
+		out := filepath.Join(root, "payload.bin")
+		if b, err := exec.Command("dd", "if=/dev/urandom", "of="+out, "bs=1M", fmt.Sprint("count=", payloadMiB)).CombinedOutput(); err != nil {
+			t.Fatalf("dd: %v\n%s", err, b)
+		}
+	}
+	img := filepath.Join(dir, "image.squashfs")
+	if b, err := exec.Command("mksquashfs", root, img, "-noappend", "-all-root", "-quiet", "-noD").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, b)
+	}
+	os.RemoveAll(root)
+	return img
+}
+
+type rackNode struct {
+	name, mac string
+	fw        lab.Firmware
+}
+
+// TestRackBootsImage: VMs (BIOS and UEFI) PXE-boot an image profile: the
+// node initramfs fetches a ≥64 MiB image over BitTorrent, verifies it,
+// pivots into it, and the image's own init prints the node's hostname. The
+// appliance uploads less than twice the image.
+func TestRackBootsImage(t *testing.T) {
+	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs", lab.OVMFCode)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	bin := moobiBinary(t)
+	cache := lab.TestCacheDir(t)
+	kernel, err := lab.Kernel(ctx, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules, err := lab.KernelModulesDir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := nodeInitrd(t, ctx, bin)
+	l := lab.NewForTest(t, ctx)
+	rack := []rackNode{
+		{"rack1-node01", "52:54:00:b0:00:01", lab.BIOS},
+		{"rack1-node02", "52:54:00:b0:00:02", lab.UEFI},
+		{"rack1-node03", "52:54:00:b0:00:03", lab.BIOS},
+		{"rack1-node04", "52:54:00:b0:00:04", lab.UEFI},
+	}
+	if n := os.Getenv("MOOBI_RACK_SIZE"); n != "" {
+		var k int
+		fmt.Sscan(n, &k)
+		rack = rack[:k]
+	}
+	var hosts strings.Builder
+	for _, n := range rack {
+		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: web\n", n.name, n.mac)
+	}
+	cfg := filepath.Join(l.Dir(), "hosts.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`appliance:
+  interface: br0
+  http_port: 8080
+  data_dir: %[1]s/data
+  ipxe_dir: /usr/lib/ipxe
+  node_initrd: %[2]s
+profiles:
+  web:
+    image: web
+    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on moobi.reboot_after=5m
+hosts:
+%[3]s`, l.Dir(), initrd, hosts.String()))
+	image := makeBootImage(t, l.Dir(), 64)
+	st, _ := os.Stat(image)
+	if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules).CombinedOutput(); err != nil {
+		t.Fatalf("image add: %v\n%s", err, out)
+	}
+	app := startAppliance(t, ctx, l, bin, cfg)
+	if err := app.WaitLog(ctx, time.Minute, func(e lab.LogEntry) bool { return e.Msg == "seeding" }); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var g errgroup.Group
+	for _, n := range rack {
+		vm, err := l.StartVM(ctx, lab.VMOptions{Name: n.name, MAC: n.mac, Firmware: n.fw, MemoryMB: 768})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Go(func() error {
+			wctx, wcancel := context.WithTimeout(ctx, 12*time.Minute)
+			defer wcancel()
+			if err := vm.WaitConsole(wctx, "MOOBI-IMAGE: hello from "+n.name); err != nil {
+				return fmt.Errorf("%s (%s): %w\n%s", n.name, n.fw, err, lab.Tail(vm.Console(), 40))
+			}
+			t.Logf("%s (%s) is running its image, %.1fs after power-on", n.name, n.fw, time.Since(start).Seconds())
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := curl(ctx, l, "http://"+lab.ApplianceAddr+":8080/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt := max(0, metricValue(metrics, `moobi_swarm_uploaded_bytes_total{image="web",protocol="bittorrent"}`))
+	web := max(0, metricValue(metrics, `moobi_swarm_uploaded_bytes_total{image="web",protocol="http"}`))
+	t.Logf("%d nodes booted a %d-byte image in %.1fs; the appliance uploaded %.0f bytes (%.2f× the image, %.0f over HTTP)",
+		len(rack), st.Size(), time.Since(start).Seconds(), bt+web, (bt+web)/float64(st.Size()), web)
+	if bt+web >= 2*float64(st.Size()) {
+		t.Fatalf("the appliance uploaded %.0f bytes, twice the image or more", bt+web)
+	}
+	if running := metricValue(metrics, `moobi_nodes{state="running"}`); running != float64(len(rack)) {
+		t.Errorf("moobi_nodes{state=\"running\"} = %v, want %d", running, len(rack))
+	}
+}

@@ -1,0 +1,70 @@
+package fetch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"moobi/images/piecestore"
+	"moobi/images/swarm"
+)
+
+// SeedSpec is what a seeder needs to serve a verified image: written by the
+// node before it pivots, read by the seeder process that outlives it.
+type SeedSpec struct {
+	InfoBytes []byte `json:"info"`
+	Path      string `json:"path"`
+	Tracker   string `json:"tracker"`
+	Port      int    `json:"port"`
+	Image     string `json:"image"`
+	Version   string `json:"version"`
+}
+
+// SaveSeedSpec writes the spec of this session's verified image to path.
+func (s *Session) SaveSeedSpec(path string) error {
+	b, err := json.Marshal(SeedSpec{InfoBytes: s.infoBytes, Path: s.Path, Tracker: s.Config.Tracker, Port: s.o.Port,
+		Image: s.Config.Image, Version: s.Config.Version})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("seed spec: %w", err)
+	}
+	return nil
+}
+
+// Seed serves the verified image described by the spec at specPath until
+// ctx ends. The image verified before the spec was written, so its pieces
+// are served without hashing them again.
+func Seed(ctx context.Context, specPath string, log *slog.Logger) error {
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		return fmt.Errorf("seed spec: %w", err)
+	}
+	var spec SeedSpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return fmt.Errorf("seed spec %s: %w", specPath, err)
+	}
+	if spec.Port == 0 {
+		spec.Port = swarm.DefaultPort
+	}
+	cl, err := torrent.NewClient(swarm.Config(spec.Port, log.With("component", "torrent")))
+	if err != nil {
+		return fmt.Errorf("seeder: BitTorrent client on port %d: %w", spec.Port, err)
+	}
+	defer cl.Close()
+	t, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{
+		InfoHash:  metainfo.HashBytes(spec.InfoBytes),
+		InfoBytes: spec.InfoBytes,
+		Storage:   &piecestore.File{Path: spec.Path, ReadOnly: true, Trusted: true},
+	})
+	t.AddTrackers([][]string{{spec.Tracker}})
+	log.Info("seeding", "image", spec.Image, "version", spec.Version, "path", spec.Path)
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,274 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/u-root/u-root/pkg/dhclient"
+	"github.com/u-root/u-root/pkg/kmodule"
+	"github.com/u-root/u-root/pkg/mount"
+	"github.com/u-root/u-root/pkg/mount/loop"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"moobi/initrd/fetch"
+	"moobi/nodeapi"
+)
+
+// Paths inside the initramfs. /run is a tmpfs that switch_root carries
+// into the image, so the RAM cache and the mounts under it survive the
+// pivot.
+const (
+	runDir   = "/run/moobi"
+	cacheDir = runDir + "/cache"
+	roDir    = runDir + "/ro"
+	rwDir    = runDir + "/rw"
+	newRoot  = "/newroot"
+	seedSpec = runDir + "/seed.json"
+)
+
+// Boot runs the whole node boot and, on success, never returns: the
+// process becomes the image's init. Each failure is shown on the console,
+// reported as a failed event when the appliance answers, and retried with
+// backoff; after p.RebootAfter the machine reboots.
+func Boot(log *slog.Logger) error {
+	if err := mountBasics(); err != nil {
+		return err
+	}
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	p, err := ParseCmdline(string(cmdline))
+	if err != nil {
+		return err
+	}
+	log = log.With("mac", p.MAC.String(), "host", p.Hostname)
+	deadline := time.Now().Add(p.RebootAfter)
+	backoff := 2 * time.Second
+	for attempt := 1; ; attempt++ {
+		err := attemptBoot(log, p)
+		log.Error("boot failed", "attempt", attempt, "err", err)
+		fmt.Fprintf(os.Stderr, "\nMOOBI: boot failed: %v\n", err)
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "MOOBI: giving up after %v; rebooting\n", p.RebootAfter)
+			unix.Sync()
+			return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+func attemptBoot(log *slog.Logger, p Params) error {
+	ctx := context.Background()
+	loadModules(log)
+	ifname, err := configureNetwork(ctx, log, p.MAC)
+	if err != nil {
+		return err // the appliance cannot be told: no network
+	}
+	log.Info("network up", "interface", ifname)
+	opts := fetch.Options{Server: p.Server, MAC: p.MAC, Dir: cacheDir, Version: p.Version, Log: log}
+	cfg, err := fetch.GetBootConfig(ctx, opts)
+	if err != nil {
+		return err
+	}
+	cache, err := prepareCache(cfg)
+	if err != nil {
+		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
+		return err
+	}
+	opts.Path = cache
+	s, err := fetch.Fetch(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "MOOBI: %s %s verified: %d bytes, %d reused, %d from peers, %d from the web seed, %.1fs\n",
+		cfg.Image, cfg.Version, s.Stats.Size, s.Stats.Reused, s.Stats.FromPeers, s.Stats.FromSeed, s.Stats.Duration.Seconds())
+	if err := s.SaveSeedSpec(seedSpec); err != nil {
+		s.Close()
+		return err
+	}
+	s.Close() // the seeder process takes over the port
+	if err := mountImage(cache, p.Hostname); err != nil {
+		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
+		return err
+	}
+	if err := startSeeder(); err != nil {
+		log.Warn("seeder did not start; booting without it", "err", err)
+	}
+	fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateRunning, Message: "switching to the image's init, seeding", Image: cfg.Image, Version: cfg.Version})
+	fmt.Fprintf(os.Stderr, "MOOBI: switching root to %s %s as %s\n", cfg.Image, cfg.Version, p.Hostname)
+	return mount.SwitchRoot(newRoot, p.Init)
+}
+
+func mountBasics() error {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}, {"devtmpfs", "/dev", "devtmpfs"}, {"tmpfs", "/run", "tmpfs"},
+	} {
+		os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fs, 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	for _, d := range []string{cacheDir, roDir, rwDir, newRoot} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadModules loads every module of the image's modules archive (NICs,
+// disks, loop, squashfs, overlay: only what a node needs was packed), with
+// their dependencies. Modules for absent hardware load and stay idle.
+func loadModules(log *slog.Logger) {
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	kver := unix.ByteSliceToString(uts.Release[:])
+	dep, err := os.Open(filepath.Join("/lib/modules", kver, "modules.dep"))
+	if err != nil {
+		log.Warn("no modules archive for this kernel; relying on built-in drivers", "kernel", kver, "err", err)
+		return
+	}
+	defer dep.Close()
+	prober, err := kmodule.NewProber(kmodule.ProbeOpts{})
+	if err != nil {
+		log.Warn("modules", "err", err)
+		return
+	}
+	loaded := 0
+	sc := bufio.NewScanner(dep)
+	for sc.Scan() {
+		path, _, _ := strings.Cut(sc.Text(), ":")
+		if _, err := os.Stat(filepath.Join("/lib/modules", kver, path)); err != nil {
+			continue // listed in modules.dep but not packed
+		}
+		name := strings.TrimSuffix(filepath.Base(path), ".ko")
+		if err := prober.Probe(name, ""); err == nil {
+			loaded++
+		}
+	}
+	log.Info("kernel modules loaded", "count", loaded, "kernel", kver)
+}
+
+// configureNetwork finds the NIC with the boot MAC and configures it by
+// DHCP (the site's server), retrying and backing off; a NAK restarts the
+// exchange.
+func configureNetwork(ctx context.Context, log *slog.Logger, mac net.HardwareAddr) (string, error) {
+	var link netlink.Link
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		links, _ := netlink.LinkList()
+		for _, l := range links {
+			if l.Attrs().HardwareAddr.String() == mac.String() {
+				link = l
+			}
+		}
+		if link != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no network interface has the boot MAC %s (is its driver in the modules archive?)", mac)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	lo, _ := netlink.LinkByName("lo")
+	if lo != nil {
+		netlink.LinkSetUp(lo)
+	}
+	backoff := time.Second
+	for attempt := 1; attempt <= 6; attempt++ {
+		results := dhclient.SendRequests(ctx, []netlink.Link{link}, true, false, dhclient.Config{Timeout: 5 * time.Second, Retries: 3}, 20*time.Second)
+		for r := range results {
+			if r.Err != nil {
+				log.Warn("DHCP attempt failed", "interface", link.Attrs().Name, "attempt", attempt, "err", r.Err)
+				continue
+			}
+			if err := r.Lease.Configure(); err != nil {
+				return "", fmt.Errorf("configure %s: %w", link.Attrs().Name, err)
+			}
+			log.Info("DHCP lease", "interface", link.Attrs().Name, "lease", r.Lease.String())
+			return link.Attrs().Name, nil
+		}
+		time.Sleep(backoff)
+		backoff *= 2
+	}
+	return "", fmt.Errorf("no DHCP lease on %s after 6 attempts", link.Attrs().Name)
+}
+
+// prepareCache returns where the image goes: the cache device, or a file
+// in the RAM-backed /run.
+func prepareCache(cfg nodeapi.BootConfig) (string, error) {
+	if cfg.Cache == "" {
+		return filepath.Join(cacheDir, cfg.Image+".rootfs"), nil
+	}
+	f, err := os.Open(cfg.Cache)
+	if err != nil {
+		return "", fmt.Errorf("cache device %s: %w", cfg.Cache, err)
+	}
+	defer f.Close()
+	size, err := f.Seek(0, 2)
+	if err != nil {
+		return "", fmt.Errorf("cache device %s: %w", cfg.Cache, err)
+	}
+	if size < cfg.Size {
+		return "", fmt.Errorf("cache device %s holds %d bytes, the image needs %d", cfg.Cache, size, cfg.Size)
+	}
+	return cfg.Cache, nil
+}
+
+// mountImage mounts the verified image read-only with a RAM overlay for
+// writes at /newroot and writes the node's identity into it.
+func mountImage(cache, hostname string) error {
+	st, err := os.Stat(cache)
+	if err != nil {
+		return err
+	}
+	if st.Mode().IsRegular() {
+		lp, err := loop.New(cache, "squashfs", "")
+		if err != nil {
+			return fmt.Errorf("loop device for %s: %w", cache, err)
+		}
+		if _, err := lp.Mount(roDir, unix.MS_RDONLY); err != nil {
+			return fmt.Errorf("mount the image: %w", err)
+		}
+	} else if err := unix.Mount(cache, roDir, "squashfs", unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mount the image from %s: %w", cache, err)
+	}
+	if err := unix.Mount("tmpfs", rwDir, "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("mount the overlay's tmpfs: %w", err)
+	}
+	os.MkdirAll(rwDir+"/upper", 0o755)
+	os.MkdirAll(rwDir+"/work", 0o755)
+	opts := "lowerdir=" + roDir + ",upperdir=" + rwDir + "/upper,workdir=" + rwDir + "/work"
+	if err := unix.Mount("overlay", newRoot, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount the overlay: %w", err)
+	}
+	if hostname != "" {
+		os.MkdirAll(newRoot+"/etc", 0o755)
+		if err := os.WriteFile(newRoot+"/etc/hostname", []byte(hostname+"\n"), 0o644); err != nil {
+			return fmt.Errorf("write hostname: %w", err)
+		}
+		unix.Sethostname([]byte(hostname))
+	}
+	return nil
+}
+
+// startSeeder starts this program again as the seeder; it keeps running
+// after the pivot, as a child of the image's init.
+func startSeeder() error {
+	self, err := os.Executable()
+	if err != nil {
+		self = "/bin/moobi-node"
+	}
+	cmd := exec.Command(self, "seed", seedSpec)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	return cmd.Start()
+}
