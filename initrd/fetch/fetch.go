@@ -65,9 +65,9 @@ type Stats struct {
 
 // Session is a completed, verified download that is still seeding.
 type Session struct {
-	Config nodeapi.BootConfig
-	Path   string
-	Stats  Stats
+	Config    nodeapi.BootConfig
+	Path      string
+	Stats     Stats
 	client    *torrent.Client
 	t         *torrent.Torrent
 	o         Options
