@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -99,11 +100,16 @@ func (s *Service) Run(ctx context.Context) error {
 		StateDir: filepath.Join(app.DataDir, "state", "seed"),
 		Port:     seedPort,
 		Announce: func() string { return s.baseURL() + "/announce" },
+		// Mbit/s to bytes/s.
+		UploadBytesPerSec: int64(app.SeedUploadMbit) * 1000 * 1000 / 8,
 		Log:      s.Log.With("component", "seeder"),
 	}
 	nets := bootNetworks(app.Interface)
 	track := tracker.New(tracker.Options{
-		Known: seed.Known,
+		// A rack boots in a minute or two: nodes must learn of each other
+		// quickly, and a LAN tracker can afford it.
+		Interval: 10 * time.Second,
+		Known:    seed.Known,
 		Allowed: func(a netip.Addr) bool {
 			if a.IsLoopback() {
 				return true

@@ -53,6 +53,10 @@ type Appliance struct {
 	BIOSBinary  string
 	UEFIBinary  string
 	ARM64Binary string
+	// SeedUploadMbit caps the appliance's BitTorrent upload, in Mbit/s (0:
+	// no cap). Nodes then take more from each other, and the boot traffic
+	// of a rack leaves the appliance's uplink room for everything else.
+	SeedUploadMbit int
 }
 
 // Profile is one entry of `profiles:`. Exactly one of Kernel (a direct

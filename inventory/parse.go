@@ -177,7 +177,7 @@ func (p *parser) path(s string) string {
 }
 
 var applianceKeys = []string{"interface", "address", "http_port", "data_dir", "ipxe_dir", "node_initrd",
-	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary"}
+	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit"}
 
 func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	p.mapping(n, "appliance", applianceKeys, func(key string, k, v *yaml.Node) {
@@ -211,6 +211,12 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 			a.UEFIBinary = s
 		case "arm64_binary":
 			a.ARM64Binary = s
+		case "seed_upload_mbit":
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 1000000 {
+				p.errorf(v.Line, "appliance.seed_upload_mbit %q is not a rate in Mbit/s (0 for no cap)", s)
+			}
+			a.SeedUploadMbit = n
 		}
 	})
 	if a.HTTPPort == 0 {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/time/rate"
 
 	"moobi/images/catalog"
 	"moobi/images/piecestore"
@@ -37,6 +38,8 @@ type Seeder struct {
 	Port int
 	// Announce returns the tracker URL the seeder announces to.
 	Announce func() string
+	// UploadBytesPerSec caps what the seeder uploads (0: no cap).
+	UploadBytesPerSec int64
 	// Rescan is how often the catalog is listed even without a change
 	// notification (default 30 s).
 	Rescan time.Duration
@@ -65,7 +68,11 @@ func (s *Seeder) Run(ctx context.Context) error {
 	if err := os.MkdirAll(s.StateDir, 0o755); err != nil {
 		return fmt.Errorf("seeder state: %w", err)
 	}
-	cl, err := torrent.NewClient(swarm.Config(port, s.Log.With("component", "torrent")))
+	cfg := swarm.Config(port, s.Log.With("component", "torrent"))
+	if s.UploadBytesPerSec > 0 {
+		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(s.UploadBytesPerSec), int(max(256<<10, s.UploadBytesPerSec/4)))
+	}
+	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		return fmt.Errorf("seeder: start BitTorrent client on port %d: %w", port, err)
 	}
