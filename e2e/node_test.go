@@ -194,6 +194,27 @@ hosts:
 	if running := metricValue(metrics, `moobi_nodes{state="running"}`); running != float64(len(rack)) {
 		t.Errorf("moobi_nodes{state=\"running\"} = %v, want %d", running, len(rack))
 	}
+
+	// A node that comes later is served by the running nodes' seeders
+	// (started before their pivot): it gets more over BitTorrent than the
+	// appliance uploaded meanwhile.
+	ns, err := l.AddHost(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "ip", "-n", ns, "addr", "add", "10.99.0.50/24", "dev", "eth0")
+	il := &imageLab{l: l, app: app, bin: bin, cfg: cfg, size: st.Size()}
+	r := il.fetchAll(t, ctx, []string{ns}, []string{rack[0].mac}, "--webseed-after", "1h")[0]
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	after, _ := curl(ctx, l, "http://"+lab.ApplianceAddr+":8080/metrics")
+	delta := max(0, metricValue(after, `moobi_swarm_uploaded_bytes_total{image="web",protocol="bittorrent"}`)) - bt
+	fromNodes := float64(r.fromPeers) - delta
+	t.Logf("late node: %d bytes over BitTorrent, %.0f of them from the appliance, %.0f from running nodes", r.fromPeers, delta, fromNodes)
+	if fromNodes <= 0 {
+		t.Fatal("the running nodes served nothing: their seeders did not survive the pivot")
+	}
 }
 
 // sourceHash hashes the Go sources and module files under the given paths

@@ -40,8 +40,10 @@ func (s *Session) SaveSeedSpec(path string) error {
 
 // Seed serves the verified image described by the spec at specPath until
 // ctx ends. The image verified before the spec was written, so its pieces
-// are served without hashing them again.
-func Seed(ctx context.Context, specPath string, log *slog.Logger) error {
+// are served without hashing them again. ready, if set, is called once the
+// image file is open and the seeder listens: from then on the file's path
+// may go away (the node pivots) without stopping the seeder.
+func Seed(ctx context.Context, specPath string, log *slog.Logger, ready func()) error {
 	b, err := os.ReadFile(specPath)
 	if err != nil {
 		return fmt.Errorf("seed spec: %w", err)
@@ -63,8 +65,12 @@ func Seed(ctx context.Context, specPath string, log *slog.Logger) error {
 		InfoBytes: spec.InfoBytes,
 		Storage:   &piecestore.File{Path: spec.Path, ReadOnly: true, Trusted: true},
 	})
+	<-t.GotInfo() // the storage (the image file) is open
 	t.AddTrackers([][]string{{spec.Tracker}})
-	log.Info("seeding", "image", spec.Image, "version", spec.Version, "path", spec.Path)
+	log.Info("seeding", "image", spec.Image, "version", spec.Version, "path", spec.Path, "complete", t.Complete().Bool())
+	if ready != nil {
+		ready()
+	}
 	<-ctx.Done()
 	return nil
 }

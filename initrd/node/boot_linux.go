@@ -267,8 +267,24 @@ func startSeeder() error {
 	if err != nil {
 		self = "/bin/moobi-node"
 	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
 	cmd := exec.Command(self, "seed", seedSpec)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.ExtraFiles = []*os.File{w} // fd 3: written once the image is open
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
-	return cmd.Start()
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return err
+	}
+	w.Close()
+	// The pivot moves /run away: wait until the seeder holds the image open.
+	r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := r.Read(make([]byte, 1)); err != nil {
+		return fmt.Errorf("seeder not ready: %w", err)
+	}
+	return nil
 }

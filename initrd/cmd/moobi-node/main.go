@@ -16,7 +16,14 @@ import (
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if len(os.Args) == 3 && os.Args[1] == "seed" {
-		if err := fetch.Seed(context.Background(), os.Args[2], log.With("component", "seeder")); err != nil {
+		// File descriptor 3, if open, is the parent's readiness pipe.
+		ready := func() {
+			if f := os.NewFile(3, "ready"); f != nil {
+				f.Write([]byte{1})
+				f.Close()
+			}
+		}
+		if err := fetch.Seed(context.Background(), os.Args[2], log.With("component", "seeder"), ready); err != nil {
 			fmt.Fprintln(os.Stderr, "MOOBI seeder:", err)
 			os.Exit(1)
 		}
