@@ -1,8 +1,9 @@
 // Command demo brings up a throwaway lab — a boot VLAN in a network
 // namespace, dnsmasq as the site DHCP server, `moobi serve` as the proxy —
-// boots a small rack of BIOS and UEFI VMs from it, prints each node's boot
-// timeline as the appliance saw it, and tears everything down. Run as root
-// (`make demo`).
+// publishes a small image, boots a rack of BIOS and UEFI VMs into it over
+// BitTorrent, prints each node's boot timeline as the appliance saw it and
+// the appliance's upload next to the peers', and tears everything down.
+// Run as root (`make demo`).
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -28,16 +30,17 @@ type node struct {
 
 func main() {
 	bin := flag.String("moobi", "bin/moobi", "moobi binary")
-	cache := flag.String("cache", ".cache/lab", "cache folder for the kernel")
+	cache := flag.String("cache", ".cache/lab", "cache folder for the kernel and the node initramfs")
+	src := flag.String("src", ".", "the moobi source tree (to build the node initramfs)")
 	keep := flag.Bool("keep", false, "keep the lab's folder (logs, consoles) after teardown")
 	flag.Parse()
-	if err := run(*bin, *cache, *keep); err != nil {
+	if err := run(*bin, *cache, *src, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, cache string, keep bool) error {
+func run(bin, cache, src string, keep bool) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the demo builds network namespaces and VMs: run it as root")
 	}
@@ -62,8 +65,19 @@ func run(bin, cache string, keep bool) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	initrd := filepath.Join(dir, "hello.cpio.gz")
-	if err := lab.BuildInitramfs(initrd, helloInit, nil); err != nil {
+	modules, err := lab.KernelModulesDir(cache)
+	if err != nil {
+		return err
+	}
+	step("building the node initramfs (u-root; cached until its sources change)")
+	src, _ = filepath.Abs(src)
+	initrd, _, err := lab.NodeInitrd(ctx, cache, bin, src)
+	if err != nil {
+		return err
+	}
+	step("building a 64 MiB squashfs image whose init says hello")
+	image := filepath.Join(dir, "image.squashfs")
+	if err := lab.BuildBootImage(image, 64); err != nil {
 		return err
 	}
 	rack := []node{
@@ -84,21 +98,28 @@ func run(bin, cache string, keep bool) error {
 	cfg := filepath.Join(dir, "hosts.yaml")
 	var hosts strings.Builder
 	for _, n := range rack {
-		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: hello\n", n.name, n.mac)
+		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: web\n", n.name, n.mac)
 	}
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`appliance:
   interface: br0
   http_port: 8080
   data_dir: %s/data
   ipxe_dir: /usr/lib/ipxe
+  node_initrd: %s
+  seed_upload_mbit: 8     # the appliance's uplink is the rack's bottleneck
 profiles:
-  hello:
-    kernel: %s
-    initrd: [%s]
-    cmdline: console=ttyS0 panic=-1 quiet
+  web:
+    image: web
+    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on
 hosts:
-%s`, dir, kernel, initrd, hosts.String())), 0o644); err != nil {
+%s`, dir, initrd, hosts.String())), 0o644); err != nil {
 		return err
+	}
+	step("publishing the image: moobi image add")
+	if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules).CombinedOutput(); err != nil {
+		return fmt.Errorf("moobi image add: %v\n%s", err, out)
+	} else {
+		fmt.Print(indent(string(out)))
 	}
 	app, err := l.StartAppliance(ctx, bin, cfg)
 	if err != nil {
@@ -106,27 +127,30 @@ hosts:
 	}
 	defer app.Stop()
 
-	step("powering on %d VMs (BIOS with iPXE ROM, UEFI with OVMF's own PXE)", len(rack))
+	if err := app.WaitLog(ctx, time.Minute, func(e lab.LogEntry) bool { return e.Msg == "seeding" }); err != nil {
+		return err
+	}
+	step("powering on %d VMs (BIOS with iPXE ROM, UEFI with OVMF's own PXE); they fetch the image over BitTorrent", len(rack))
 	start := time.Now()
 	booted := make([]time.Duration, len(rack))
 	var wg sync.WaitGroup
 	errs := make([]error, len(rack))
 	for i, n := range rack {
-		vm, err := l.StartVM(ctx, lab.VMOptions{Name: n.name, MAC: n.mac, Firmware: n.fw})
+		vm, err := l.StartVM(ctx, lab.VMOptions{Name: n.name, MAC: n.mac, Firmware: n.fw, MemoryMB: 768})
 		if err != nil {
 			return err
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+			wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
 			defer wcancel()
-			if err := vm.WaitConsole(wctx, "hello from "+n.name); err != nil {
+			if err := vm.WaitConsole(wctx, lab.ImageMarker+n.name); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", n.name, err)
 				return
 			}
 			booted[i] = time.Since(start)
-			fmt.Printf("  %-14s %-4s says: hello from %s  (%.1fs)\n", n.name, n.fw, n.name, booted[i].Seconds())
+			fmt.Printf("  %-14s %-4s image init says: hello from %s  (%.1fs after power-on)\n", n.name, n.fw, n.name, booted[i].Seconds())
 		}()
 	}
 	wg.Wait()
@@ -137,14 +161,36 @@ hosts:
 		}
 	}
 	step("all %d nodes booted in %.1fs", len(rack), time.Since(start).Seconds())
+	st, _ := os.Stat(image)
+	metrics, _ := l.Command(ctx, "curl", "-s", "http://"+lab.ApplianceAddr+":8080/metrics").Output()
+	up := metric(string(metrics), `moobi_swarm_uploaded_bytes_total{image="web",protocol="bittorrent"}`) +
+		metric(string(metrics), `moobi_swarm_uploaded_bytes_total{image="web",protocol="http"}`)
+	total := float64(st.Size()) * float64(len(rack))
+	step("the rack received %.0f MB of image; the appliance uploaded %.0f MB (%.2f× one image), the nodes %.0f MB to each other",
+		total/1e6, up/1e6, up/float64(st.Size()), (total-up)/1e6)
 	return nil
+}
+
+func metric(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
 }
 
 // printTimelines shows, per node, when the appliance saw each boot step.
 func printTimelines(rack []node, entries []lab.LogEntry, start time.Time, booted []time.Duration) {
 	step("boot timelines, as the appliance saw them (seconds since power-on)")
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "  node\tfirmware\tproxy DHCP\tTFTP iPXE\tiPXE script\tkernel\tinitrd\tbooted")
+	fmt.Fprintln(w, "  node\tfirmware\tproxy DHCP\tTFTP iPXE\tiPXE script\tkernel\tfetching\tverified\trunning\timage init")
 	for i, n := range rack {
 		cols := map[string]string{}
 		var client string
@@ -168,15 +214,15 @@ func printTimelines(rack []node, entries []lab.LogEntry, start time.Time, booted
 				setOnce(cols, "tftp", at)
 			case e.Msg == "http request" && client != "" && ip == client && strings.HasSuffix(e.URI, "/kernel"):
 				setOnce(cols, "kernel", at)
-			case e.Msg == "http request" && client != "" && ip == client && strings.Contains(e.URI, "/initrd/"):
-				setOnce(cols, "initrd", at)
+			case e.Msg == "node event" && e.MAC == n.mac && e.State != "":
+				setOnce(cols, e.State, at)
 			}
 		}
 		if booted[i] > 0 {
 			cols["booted"] = fmt.Sprintf("%.1f", booted[i].Seconds())
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.name, n.fw, dash(cols["dhcp"]), dash(cols["tftp"]),
-			dash(cols["script"]), dash(cols["kernel"]), dash(cols["initrd"]), dash(cols["booted"]))
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.name, n.fw, dash(cols["dhcp"]), dash(cols["tftp"]),
+			dash(cols["script"]), dash(cols["kernel"]), dash(cols["fetching"]), dash(cols["verified"]), dash(cols["running"]), dash(cols["booted"]))
 	}
 	w.Flush()
 }
@@ -197,14 +243,3 @@ func dash(s string) string {
 func step(format string, args ...any) {
 	fmt.Printf("==> "+format+"\n", args...)
 }
-
-// helloInit is the demo's initramfs /init: it greets with the hostname the
-// appliance put on the kernel command line, then powers off.
-const helloInit = `#!/bin/sh
-mount -t proc proc /proc
-for arg in $(cat /proc/cmdline); do
-  case "$arg" in moobi.hostname=*) host="${arg#moobi.hostname=}" ;; esac
-done
-echo "hello from $host" > /dev/console
-poweroff -f
-`

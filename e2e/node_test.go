@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,73 +23,23 @@ var (
 )
 
 // nodeInitrd builds the node initramfs once per test process, or takes it
-// from the cache when the sources it is built from have not changed.
+// from the cache when its sources have not changed.
 func nodeInitrd(t *testing.T, ctx context.Context, bin string) string {
 	t.Helper()
 	initrdOnce.Do(func() {
 		src, _ := filepath.Abs("..")
-		sum, err := sourceHash(src, "go.mod", "go.sum", "initrd", "images", "nodeapi")
-		if err != nil {
-			initrdErr = err
-			return
-		}
-		dir := filepath.Join(lab.TestCacheDir(t), "initrd")
-		os.MkdirAll(dir, 0o755)
-		initrdPath = filepath.Join(dir, "node-initrd-"+sum[:16]+".cpio.gz")
-		if _, err := os.Stat(initrdPath); err == nil {
-			t.Logf("node initramfs from the cache: %s", initrdPath)
-			return
-		}
 		start := time.Now()
-		out, err := exec.CommandContext(ctx, bin, "initrd", "build", "--out", initrdPath, "--src", src).CombinedOutput()
-		if err != nil {
-			initrdErr = fmt.Errorf("moobi initrd build: %v\n%s", err, out)
-			return
+		var built bool
+		initrdPath, built, initrdErr = lab.NodeInitrd(ctx, lab.TestCacheDir(t), bin, src)
+		if initrdErr == nil && built {
+			st, _ := os.Stat(initrdPath)
+			t.Logf("node initramfs: %d bytes gzip'd, built in %.0fs", st.Size(), time.Since(start).Seconds())
 		}
-		st, _ := os.Stat(initrdPath)
-		t.Logf("node initramfs: %d bytes gzip'd, built in %.0fs", st.Size(), time.Since(start).Seconds())
 	})
 	if initrdErr != nil {
 		t.Fatal(initrdErr)
 	}
 	return initrdPath
-}
-
-// imageInit is the test image's /sbin/init: it greets with the hostname the
-// node client wrote, then idles so the node keeps seeding.
-const imageInit = `#!/bin/sh
-/bin/busybox mount -t proc proc /proc
-echo "MOOBI-IMAGE: hello from $(/bin/busybox cat /etc/hostname)" > /dev/console
-while true; do /bin/busybox sleep 3600; done
-`
-
-// makeBootImage builds a real squashfs root: static busybox, an init that
-// prints a marker, and payloadMiB of random data.
-func makeBootImage(t *testing.T, dir string, payloadMiB int) string {
-	t.Helper()
-	root := filepath.Join(dir, "image-root")
-	for _, d := range []string{"bin", "sbin", "etc", "proc", "sys", "dev", "run", "tmp", "var"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	bb, err := os.ReadFile(lab.BusyboxPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(root, "bin", "busybox"), bb, 0o755)
-	os.Symlink("busybox", filepath.Join(root, "bin", "sh"))
-	os.WriteFile(filepath.Join(root, "sbin", "init"), []byte(imageInit), 0o755)
-	if payloadMiB > 0 {
-		out := filepath.Join(root, "payload.bin")
-		if b, err := exec.Command("dd", "if=/dev/urandom", "of="+out, "bs=1M", fmt.Sprint("count=", payloadMiB)).CombinedOutput(); err != nil {
-			t.Fatalf("dd: %v\n%s", err, b)
-		}
-	}
-	img := filepath.Join(dir, "image.squashfs")
-	if b, err := exec.Command("mksquashfs", root, img, "-noappend", "-all-root", "-quiet", "-noD").CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs: %v\n%s", err, b)
-	}
-	os.RemoveAll(root)
-	return img
 }
 
 type rackNode struct {
@@ -151,7 +98,10 @@ profiles:
     cmdline: console=ttyS0 panic=-1 random.trust_cpu=on moobi.reboot_after=5m
 hosts:
 %[3]s`, l.Dir(), initrd, hosts.String()))
-	image := makeBootImage(t, l.Dir(), 64)
+	image := filepath.Join(l.Dir(), "image.squashfs")
+	if err := lab.BuildBootImage(image, 64); err != nil {
+		t.Fatal(err)
+	}
 	st, _ := os.Stat(image)
 	if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules).CombinedOutput(); err != nil {
 		t.Fatalf("image add: %v\n%s", err, out)
@@ -170,7 +120,7 @@ hosts:
 		g.Go(func() error {
 			wctx, wcancel := context.WithTimeout(ctx, 12*time.Minute)
 			defer wcancel()
-			if err := vm.WaitConsole(wctx, "MOOBI-IMAGE: hello from "+n.name); err != nil {
+			if err := vm.WaitConsole(wctx, lab.ImageMarker+n.name); err != nil {
 				return fmt.Errorf("%s (%s): %w\n%s", n.name, n.fw, err, lab.Tail(vm.Console(), 40))
 			}
 			t.Logf("%s (%s) is running its image, %.1fs after power-on", n.name, n.fw, time.Since(start).Seconds())
@@ -215,25 +165,4 @@ hosts:
 	if fromNodes <= 0 {
 		t.Fatal("the running nodes served nothing: their seeders did not survive the pivot")
 	}
-}
-
-// sourceHash hashes the Go sources and module files under the given paths
-// of the tree at root.
-func sourceHash(root string, paths ...string) (string, error) {
-	h := sha256.New()
-	for _, p := range paths {
-		err := filepath.WalkDir(filepath.Join(root, p), func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".go") || strings.HasPrefix(d.Name(), "go.")) {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			fmt.Fprintf(h, "%s %d\n", path, len(b))
-			h.Write(b)
-			return err
-		})
-		if err != nil {
-			return "", err
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -85,6 +85,7 @@ type LogEntry struct {
 	Status   int       `json:"status"`
 	Firmware string    `json:"firmware"`
 	Bytes    int64     `json:"bytes"`
+	State    string    `json:"state"`
 }
 
 // Entries parses the log so far.
