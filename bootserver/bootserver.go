@@ -102,7 +102,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Announce: func() string { return s.baseURL() + "/announce" },
 		// Mbit/s to bytes/s.
 		UploadBytesPerSec: int64(app.SeedUploadMbit) * 1000 * 1000 / 8,
-		Log:      s.Log.With("component", "seeder"),
+		Log:               s.Log.With("component", "seeder"),
 	}
 	nets := bootNetworks(app.Interface)
 	track := tracker.New(tracker.Options{

@@ -240,3 +240,33 @@ func TestSwarmRack(t *testing.T) {
 		t.Fatalf("appliance uploaded only %.0f bytes: the metric does not count what it served", total)
 	}
 }
+
+// TestWebSeedOnly: a lone node that cannot reach any peer — its packets to
+// the BitTorrent port are dropped, so the appliance's seeder is out of
+// reach too — still gets its image from the appliance's HTTP web seed.
+func TestWebSeedOnly(t *testing.T) {
+	lab.RequireRoot(t, "curl", "tc", "mksquashfs")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	il := newImageLab(t, ctx, 16, map[string]string{"node01": "52:54:00:3e:00:01"})
+	ns := il.addNode(t, ctx, 1, "")
+	// Drop everything the node sends to TCP port 6881 (any peer).
+	run(t, ctx, "tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "prio")
+	run(t, ctx, "tc", "-n", ns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1",
+		"u32", "match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", "6881", "0xffff", "action", "drop")
+	r := il.fetchAll(t, ctx, []string{ns}, []string{"52:54:00:3e:00:01"}, "--webseed-after", "3s")[0]
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.fromSeed < il.size || r.size != il.size {
+		t.Fatalf("node got %d of %d bytes from the web seed, want all", r.fromSeed, il.size)
+	}
+	metrics, err := curl(ctx, il.l, "http://"+lab.ApplianceAddr+":8080/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web := metricValue(metrics, `moobi_swarm_uploaded_bytes_total{image="web",protocol="http"}`); web < float64(il.size) {
+		t.Fatalf("appliance counted %.0f web seed bytes, want at least the image (%d)", web, il.size)
+	}
+	t.Logf("web seed only: %d bytes in %.1fs", r.fromSeed, r.seconds)
+}
