@@ -242,7 +242,7 @@ func TestSwarmRack(t *testing.T) {
 }
 
 // TestWebSeedOnly: a lone node that cannot reach any peer — its packets to
-// the BitTorrent port are dropped, so the appliance's seeder is out of
+// the BitTorrent port are starved, so the appliance's seeder is out of
 // reach too — still gets its image from the appliance's HTTP web seed.
 func TestWebSeedOnly(t *testing.T) {
 	lab.RequireRoot(t, "curl", "tc", "mksquashfs")
@@ -250,10 +250,13 @@ func TestWebSeedOnly(t *testing.T) {
 	defer cancel()
 	il := newImageLab(t, ctx, 16, map[string]string{"node01": "52:54:00:3e:00:01"})
 	ns := il.addNode(t, ctx, 1, "")
-	// Drop everything the node sends to TCP port 6881 (any peer).
-	run(t, ctx, "tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "prio")
+	// Starve everything the node sends to TCP port 6881 (any peer): an
+	// 8 bit/s class lets a SYN out about once a minute.
+	run(t, ctx, "tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10")
+	run(t, ctx, "tc", "-n", ns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "1gbit")
+	run(t, ctx, "tc", "-n", ns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:20", "htb", "rate", "8bit", "ceil", "8bit")
 	run(t, ctx, "tc", "-n", ns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1",
-		"u32", "match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", "6881", "0xffff", "action", "drop")
+		"u32", "match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", "6881", "0xffff", "flowid", "1:20")
 	r := il.fetchAll(t, ctx, []string{ns}, []string{"52:54:00:3e:00:01"}, "--webseed-after", "3s")[0]
 	if r.err != nil {
 		t.Fatal(r.err)
