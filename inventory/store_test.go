@@ -73,11 +73,10 @@ func TestReloadRefusesBadEdit(t *testing.T) {
 	}
 }
 
-// TestWatch edits the file the way editors do and sends SIGHUP, and checks
-// that good edits take effect while a bad one is refused.
-func TestWatch(t *testing.T) {
-	path := fixture(t, good)
-	dir := filepath.Dir(path)
+// watch opens the inventory at path and watches it until the test ends;
+// hup is its SIGHUP channel.
+func watch(t *testing.T, path string) (*Store, chan<- os.Signal) {
+	t.Helper()
 	s, err := Open(path, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -86,12 +85,21 @@ func TestWatch(t *testing.T) {
 	hup := make(chan os.Signal, 1)
 	done := make(chan error, 1)
 	go func() { done <- s.Watch(ctx, hup) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-	}()
+	})
+	return s, hup
+}
+
+// TestWatch edits the file the way editors do and sends SIGHUP, and checks
+// that good edits take effect while a bad one is refused.
+func TestWatch(t *testing.T) {
+	path := fixture(t, good)
+	dir := filepath.Dir(path)
+	s, _ := watch(t, path)
 	node3 := mustMAC(t, "52:54:00:12:34:03")
 	withNode3 := strings.ReplaceAll(good, "%DIR%", dir) + "  rack1-node03:\n    mac: 52:54:00:12:34:03\n    profile: rescue\n"
 
@@ -116,18 +124,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(link, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	hup := make(chan os.Signal, 1)
-	done := make(chan error, 1)
-	go func() { done <- s.Watch(ctx, hup) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	s, hup := watch(t, link)
 	node3 := mustMAC(t, "52:54:00:12:34:03")
 	if err := os.WriteFile(real, []byte(strings.ReplaceAll(abs, "%DIR%", dir)+"  rack1-node03:\n    mac: 52:54:00:12:34:03\n    profile: rescue\n"), 0o644); err != nil {
 		t.Fatal(err)

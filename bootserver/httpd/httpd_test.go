@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"moobi/images/catalog"
 	"moobi/inventory"
 	"moobi/nodes"
 )
@@ -168,5 +171,27 @@ func TestHealthz(t *testing.T) {
 	srv, _, _ := setup(t)
 	if resp, body := get(t, srv.URL+"/healthz"); resp.StatusCode != 200 || string(body) != "ok\n" {
 		t.Fatalf("healthz: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestImageScript(t *testing.T) {
+	mac, _ := inventory.ParseMAC("52:54:00:12:34:02")
+	h := &inventory.Host{Name: "rack1-node02", MAC: mac}
+	p := &inventory.Profile{Name: "web", Image: "web", Cmdline: "console=ttyS0"}
+	m := &catalog.Manifest{Name: "web", Version: "v7", Files: map[string]catalog.FileInfo{"kernel": {}, "rootfs": {}, "modules": {}}}
+	b, err := ImageScript(h, p, m, "http://10.99.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "#!ipxe\n" +
+		"echo Moobi: booting rack1-node02 (52:54:00:12:34:02) into image web version v7\n" +
+		":retry\nimgfree\n" +
+		"kernel http://10.99.0.1:8080/images/web/v7/kernel initrd=node-initrd.cpio.gz initrd=modules console=ttyS0 " +
+		"moobi.server=http://10.99.0.1:8080 moobi.mac=52:54:00:12:34:02 moobi.hostname=rack1-node02 moobi.version=v7 || goto failed\n" +
+		"initrd http://10.99.0.1:8080/node/node-initrd.cpio.gz || goto failed\n" +
+		"initrd http://10.99.0.1:8080/images/web/v7/modules || goto failed\n" +
+		"boot || goto failed\n:failed\necho Moobi: boot failed, retrying in 5 seconds\nsleep 5 ||\ngoto retry\n"
+	if diff := cmp.Diff(want, string(b)); diff != "" {
+		t.Fatalf("script (-want +got):\n%s", diff)
 	}
 }

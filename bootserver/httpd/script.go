@@ -32,21 +32,32 @@ func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, er
 		args = append(args, p.Cmdline)
 	}
 	args = append(args, "moobi.hostname="+host.Name)
+	initrds := make([]string, len(p.Initrd))
+	for i := range p.Initrd {
+		initrds[i] = fmt.Sprintf("%s/initrd/%d/%s", prof, i, url.PathEscape(p.InitrdName(i)))
+	}
+	banner := fmt.Sprintf("booting %s (%s) with profile %s", host.Name, host.MAC, p.Name)
+	return retryScript(banner, prof+"/kernel", args, initrds), nil
+}
+
+// retryScript is an iPXE script that loads a kernel (with its command line
+// args) and initrds, boots, and on any failure waits 5 s and starts over.
+func retryScript(banner, kernel string, args, initrds []string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "#!ipxe\n")
-	fmt.Fprintf(&b, "echo Moobi: booting %s (%s) with profile %s\n", host.Name, host.MAC, p.Name)
+	fmt.Fprintf(&b, "echo Moobi: %s\n", banner)
 	fmt.Fprintf(&b, ":retry\n")
 	fmt.Fprintf(&b, "imgfree\n")
-	fmt.Fprintf(&b, "kernel %s/kernel %s || goto failed\n", prof, strings.Join(args, " "))
-	for i := range p.Initrd {
-		fmt.Fprintf(&b, "initrd %s/initrd/%d/%s || goto failed\n", prof, i, url.PathEscape(p.InitrdName(i)))
+	fmt.Fprintf(&b, "kernel %s %s || goto failed\n", kernel, strings.Join(args, " "))
+	for _, u := range initrds {
+		fmt.Fprintf(&b, "initrd %s || goto failed\n", u)
 	}
 	fmt.Fprintf(&b, "boot || goto failed\n")
 	fmt.Fprintf(&b, ":failed\n")
 	fmt.Fprintf(&b, "echo Moobi: boot failed, retrying in 5 seconds\n")
 	fmt.Fprintf(&b, "sleep 5 ||\n")
 	fmt.Fprintf(&b, "goto retry\n")
-	return b.Bytes(), nil
+	return b.Bytes()
 }
 
 // NodeInitrdName is the node initramfs's name in URLs and on kernel command lines.
@@ -68,20 +79,10 @@ func ImageScript(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest
 		args = append(args, p.Cmdline)
 	}
 	args = append(args, "moobi.server="+base, "moobi.mac="+host.MAC.String(), "moobi.hostname="+host.Name, "moobi.version="+m.Version)
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "#!ipxe\n")
-	fmt.Fprintf(&b, "echo Moobi: booting %s (%s) into image %s version %s\n", host.Name, host.MAC, m.Name, m.Version)
-	fmt.Fprintf(&b, ":retry\n")
-	fmt.Fprintf(&b, "imgfree\n")
-	fmt.Fprintf(&b, "kernel %s/kernel %s || goto failed\n", ver, strings.Join(args, " "))
-	fmt.Fprintf(&b, "initrd %s/node/%s || goto failed\n", base, NodeInitrdName)
+	initrds := []string{base + "/node/" + NodeInitrdName}
 	if hasModules {
-		fmt.Fprintf(&b, "initrd %s/%s || goto failed\n", ver, catalog.FileModules)
+		initrds = append(initrds, ver+"/"+catalog.FileModules)
 	}
-	fmt.Fprintf(&b, "boot || goto failed\n")
-	fmt.Fprintf(&b, ":failed\n")
-	fmt.Fprintf(&b, "echo Moobi: boot failed, retrying in 5 seconds\n")
-	fmt.Fprintf(&b, "sleep 5 ||\n")
-	fmt.Fprintf(&b, "goto retry\n")
-	return b.Bytes(), nil
+	banner := fmt.Sprintf("booting %s (%s) into image %s version %s", host.Name, host.MAC, m.Name, m.Version)
+	return retryScript(banner, ver+"/kernel", args, initrds), nil
 }
