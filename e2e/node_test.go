@@ -166,3 +166,131 @@ hosts:
 		t.Fatal("the running nodes served nothing: their seeders did not survive the pivot")
 	}
 }
+
+// bootOnce powers on a VM and waits for its image's init; it returns the
+// node's `verified` event (its download figures) and stops the VM.
+func bootOnce(t *testing.T, ctx context.Context, l *lab.Lab, app *lab.Appliance, n rackNode, disk string) lab.LogEntry {
+	t.Helper()
+	since := time.Now()
+	vm, err := l.StartVM(ctx, lab.VMOptions{Name: n.name, MAC: n.mac, Firmware: n.fw, MemoryMB: 768, DiskPath: disk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Stop()
+	wctx, wcancel := context.WithTimeout(ctx, 8*time.Minute)
+	defer wcancel()
+	if err := vm.WaitConsole(wctx, lab.ImageMarker+n.name); err != nil {
+		t.Fatalf("%s: %v\n%s", n.name, err, lab.Tail(vm.Console(), 40))
+	}
+	var ev lab.LogEntry
+	for _, e := range app.Entries() {
+		if e.Msg == "node event" && e.MAC == n.mac && e.State == "verified" && e.Time.After(since) {
+			ev = e
+		}
+	}
+	if ev.Total == 0 {
+		t.Fatalf("no verified event from %s", n.name)
+	}
+	return ev
+}
+
+// TestCacheDisk: a node with a cache disk downloads its image once; after
+// a reboot it reuses the cache (at most 5% downloaded); after a new version
+// that changes one file it downloads only part; bytes flipped on the cache
+// disk are found and fetched again.
+func TestCacheDisk(t *testing.T) {
+	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs")
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	bin := moobiBinary(t)
+	cache := lab.TestCacheDir(t)
+	kernel, err := lab.Kernel(ctx, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules, err := lab.KernelModulesDir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := nodeInitrd(t, ctx, bin)
+	l := lab.NewForTest(t, ctx)
+	node := rackNode{"cached-node", "52:54:00:ca:00:01", lab.BIOS}
+	cfg := filepath.Join(l.Dir(), "hosts.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`appliance:
+  interface: br0
+  http_port: 8080
+  data_dir: %[1]s/data
+  ipxe_dir: /usr/lib/ipxe
+  node_initrd: %[2]s
+profiles:
+  web:
+    image: web
+    cache: /dev/vda
+    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on
+hosts:
+  %[3]s:
+    mac: %[4]s
+    profile: web
+`, l.Dir(), initrd, node.name, node.mac))
+	image := filepath.Join(l.Dir(), "image.squashfs")
+	if err := lab.BuildBootImage(image, 32); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(img string) {
+		if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", img, "--modules", modules).CombinedOutput(); err != nil {
+			t.Fatalf("image add: %v\n%s", err, out)
+		}
+	}
+	publish(image)
+	disk := filepath.Join(l.Dir(), "cache.img")
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(disk, 128<<20)
+	app := startAppliance(t, ctx, l, bin, cfg)
+
+	first := bootOnce(t, ctx, l, app, node, disk)
+	t.Logf("first boot: %d bytes, reused %d, downloaded %d", first.Total, first.Reused, first.Total-first.Reused)
+	if first.Reused != 0 {
+		t.Fatalf("first boot reused %d bytes of an empty disk", first.Reused)
+	}
+
+	second := bootOnce(t, ctx, l, app, node, disk)
+	got := second.Total - second.Reused
+	t.Logf("reboot: reused %d of %d bytes, downloaded %d (%.2f%%)", second.Reused, second.Total, got, 100*float64(got)/float64(second.Total))
+	if float64(got) > 0.05*float64(second.Total) {
+		t.Fatalf("reboot downloaded %d bytes, more than 5%% of the image", got)
+	}
+
+	// A new version whose only change is one file.
+	root := filepath.Join(l.Dir(), "v2-root")
+	if out, err := exec.Command("unsquashfs", "-d", root, image).CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs: %v\n%s", err, out)
+	}
+	writeFile(t, filepath.Join(root, "etc", "motd"), "version 2\n")
+	image2 := filepath.Join(l.Dir(), "image2.squashfs")
+	if out, err := exec.Command("mksquashfs", root, image2, "-noappend", "-all-root", "-quiet", "-noD").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, out)
+	}
+	publish(image2)
+	third := bootOnce(t, ctx, l, app, node, disk)
+	got = third.Total - third.Reused
+	t.Logf("new version %s with one file changed: reused %d of %d bytes, downloaded %d (%.2f%%)", third.Version, third.Reused, third.Total, got, 100*float64(got)/float64(third.Total))
+	if third.Version == second.Version || third.Reused == 0 || got >= third.Total/2 {
+		t.Fatalf("new version: version %s (was %s), reused %d, downloaded %d", third.Version, second.Version, third.Reused, got)
+	}
+
+	// Bytes flipped on the cache disk between boots.
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("corruption"), 10<<20)
+	f.Close()
+	fourth := bootOnce(t, ctx, l, app, node, disk)
+	got = fourth.Total - fourth.Reused
+	t.Logf("after corrupting the cache: reused %d, downloaded %d", fourth.Reused, got)
+	if got <= 0 || float64(got) > 0.05*float64(fourth.Total) {
+		t.Fatalf("after corrupting 10 bytes: downloaded %d bytes, want the damaged piece(s) only", got)
+	}
+}

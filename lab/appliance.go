@@ -86,6 +86,12 @@ type LogEntry struct {
 	Firmware string    `json:"firmware"`
 	Bytes    int64     `json:"bytes"`
 	State    string    `json:"state"`
+	Version  string    `json:"version"`
+	Done     int64     `json:"done"`
+	Total    int64     `json:"total"`
+	Reused   int64     `json:"reused"`
+	Peers    int64     `json:"from_peers"`
+	WebSeed  int64     `json:"from_webseed"`
 }
 
 // Entries parses the log so far.

@@ -167,7 +167,8 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 	if e.State == nodeapi.StateFailed {
 		log = s.Log.Warn
 	}
-	log("node event", "mac", mac.String(), "name", h.Name, "state", e.State, "reason", e.Reason, "message", e.Message, "done", e.Done, "total", e.Total)
+	log("node event", "mac", mac.String(), "name", h.Name, "state", e.State, "reason", e.Reason, "message", e.Message,
+		"image", e.Image, "version", e.Version, "done", e.Done, "total", e.Total, "reused", e.Reused, "from_peers", e.FromPeers, "from_webseed", e.FromSeed)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -224,7 +224,11 @@ func (s *Seeder) verify(ctx context.Context, ih string, e *entry) {
 	defer func() { s.mu.Lock(); e.verifying = false; s.mu.Unlock() }()
 	start := time.Now()
 	before, _ := statRecord(e.path, ih)
-	if err := e.t.VerifyDataContext(ctx); err != nil {
+	err := e.t.VerifyDataContext(ctx)
+	if err == nil {
+		err = swarm.Settled(ctx, e.t)
+	}
+	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			s.Log.Error("seeder: verify", "image", e.name, "version", e.version, "err", err)
 		}

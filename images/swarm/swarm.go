@@ -4,7 +4,9 @@
 package swarm
 
 import (
+	"context"
 	"log/slog"
+	"time"
 
 	"github.com/anacrolix/torrent"
 )
@@ -30,4 +32,25 @@ func Config(port int, log *slog.Logger) *torrent.ClientConfig {
 	cfg.Slogger = log
 	cfg.DataDir = "" // every torrent gets its own storage
 	return cfg
+}
+
+// Settled waits until no piece of t is being hashed or marked. Call it
+// after Torrent.VerifyData before reading completion: a piece's
+// verification counts as done a little before its completion is recorded.
+func Settled(ctx context.Context, t *torrent.Torrent) error {
+	for {
+		busy := false
+		for i := 0; i < t.NumPieces() && !busy; i++ {
+			ps := t.PieceState(i)
+			busy = ps.Hashing || ps.QueuedForHash || ps.Marking
+		}
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

@@ -163,6 +163,9 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	if err := t.VerifyDataContext(ctx); err != nil {
 		return nil, fmt.Errorf("check the cache %s: %w", path, err)
 	}
+	if err := swarm.Settled(ctx, t); err != nil {
+		return nil, fmt.Errorf("check the cache %s: %w", path, err)
+	}
 	s.Stats.Size = t.Length()
 	s.Stats.Reused = t.BytesCompleted()
 	log.Info("cache checked", "path", path, "reused", s.Stats.Reused, "size", s.Stats.Size)
