@@ -294,3 +294,93 @@ hosts:
 		t.Fatalf("after corrupting 10 bytes: downloaded %d bytes, want the damaged piece(s) only", got)
 	}
 }
+
+// TestNodeFailures: a node whose cache device is missing says so on its
+// console and in a failed event, retries; when the appliance then goes
+// away it says that too; after moobi.reboot_after it reboots. It never
+// pivots into an image.
+func TestNodeFailures(t *testing.T) {
+	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	bin := moobiBinary(t)
+	cache := lab.TestCacheDir(t)
+	kernel, err := lab.Kernel(ctx, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules, err := lab.KernelModulesDir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := nodeInitrd(t, ctx, bin)
+	l := lab.NewForTest(t, ctx)
+	node := rackNode{"broken-node", "52:54:00:fa:00:01", lab.BIOS}
+	cfg := filepath.Join(l.Dir(), "hosts.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`appliance:
+  interface: br0
+  http_port: 8080
+  data_dir: %[1]s/data
+  ipxe_dir: /usr/lib/ipxe
+  node_initrd: %[2]s
+profiles:
+  web:
+    image: web
+    cache: /dev/vda
+    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on moobi.reboot_after=60s
+hosts:
+  %[3]s:
+    mac: %[4]s
+    profile: web
+`, l.Dir(), initrd, node.name, node.mac))
+	image := filepath.Join(l.Dir(), "image.squashfs")
+	if err := lab.BuildBootImage(image, 1); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules).CombinedOutput(); err != nil {
+		t.Fatalf("image add: %v\n%s", err, out)
+	}
+	app, err := l.StartAppliance(ctx, bin, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Stop()
+	vm, err := l.StartVM(ctx, lab.VMOptions{Name: node.name, MAC: node.mac, Firmware: node.fw, MemoryMB: 512}) // no disk
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Stop()
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer wcancel()
+	if err := vm.WaitConsole(wctx, "MOOBI: boot failed: cache device /dev/vda"); err != nil {
+		t.Fatalf("%v\n%s", err, lab.Tail(vm.Console(), 30))
+	}
+	if err := app.WaitLog(ctx, time.Minute, func(e lab.LogEntry) bool {
+		return e.Msg == "node event" && e.MAC == node.mac && e.State == "failed" && strings.Contains(e.Reason, "cache device /dev/vda")
+	}); err != nil {
+		t.Fatalf("no failed event with the reason: %v", err)
+	}
+	out, _ := curl(ctx, l, "http://"+lab.ApplianceAddr+":8080/v1/nodes/"+node.mac)
+	if !strings.Contains(out, `"state": "failed"`) || !strings.Contains(out, "cache device /dev/vda") {
+		t.Fatalf("/v1/nodes/MAC does not show the failure:\n%s", out)
+	}
+
+	// The appliance goes away: the next attempts cannot reach it.
+	if err := app.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.WaitConsole(wctx, "MOOBI: boot failed: boot config:"); err != nil {
+		t.Fatalf("%v\n%s", err, lab.Tail(vm.Console(), 30))
+	}
+	// After moobi.reboot_after the node reboots; -no-reboot makes qemu exit.
+	select {
+	case <-vm.Done():
+	case <-wctx.Done():
+		t.Fatalf("the node did not reboot after moobi.reboot_after\n%s", lab.Tail(vm.Console(), 20))
+	}
+	c := vm.Console()
+	if !strings.Contains(c, "rebooting") || strings.Contains(c, lab.ImageMarker) {
+		t.Fatalf("console:\n%s", lab.Tail(c, 20))
+	}
+	t.Logf("console:\n%s", lab.Tail(c, 8))
+}

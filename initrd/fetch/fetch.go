@@ -48,6 +48,9 @@ type Options struct {
 	// WebSeedAfter is how long the download may go without receiving
 	// anything before the appliance's web seed is used (default 10 s).
 	WebSeedAfter time.Duration
+	// StallTimeout ends a download that has received nothing for this long
+	// even from the web seed (default 2 min): no peer and no web seed.
+	StallTimeout time.Duration
 	// ProgressEvery is the interval of progress events (default 2 s).
 	ProgressEvery time.Duration
 	HTTP          *http.Client
@@ -92,6 +95,9 @@ func (o *Options) defaults() {
 	}
 	if o.WebSeedAfter == 0 {
 		o.WebSeedAfter = 10 * time.Second
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = 2 * time.Minute
 	}
 	if o.ProgressEvery == 0 {
 		o.ProgressEvery = 2 * time.Second
@@ -206,6 +212,10 @@ func (s *Session) wait(ctx context.Context, seedBytes *atomic.Int64) error {
 		done := s.t.BytesCompleted()
 		if done != lastDone {
 			lastDone, lastChange = done, time.Now()
+		}
+		if webSeed && time.Since(lastChange) >= s.o.WebSeedAfter+s.o.StallTimeout {
+			return fmt.Errorf("download stalled at %d of %d bytes: no peer and no web seed sent anything for %v",
+				done, s.t.Length(), time.Since(lastChange).Round(time.Second))
 		}
 		if !webSeed && time.Since(lastChange) >= s.o.WebSeedAfter {
 			webSeed = true

@@ -34,6 +34,13 @@ type fakeAppliance struct {
 	mu     sync.Mutex
 	events []nodeapi.Event
 	served int64 // web seed bytes
+	broken bool  // the web seed answers 500
+}
+
+func (a *fakeAppliance) breakWebSeed() {
+	a.mu.Lock()
+	a.broken = true
+	a.mu.Unlock()
 }
 
 func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
@@ -66,6 +73,13 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 	})
 	mux.HandleFunc("GET /t", func(w http.ResponseWriter, r *http.Request) { w.Write(torrent) })
 	mux.HandleFunc("GET /rootfs", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		broken := a.broken
+		a.mu.Unlock()
+		if broken {
+			http.Error(w, "disk error", http.StatusInternalServerError)
+			return
+		}
 		cw := &countWriter{ResponseWriter: w}
 		http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(a.rootfs))
 		a.mu.Lock()
@@ -194,5 +208,26 @@ func TestWrongTorrent(t *testing.T) {
 	_, err = getTorrent(context.Background(), o, cfg)
 	if err == nil || !strings.Contains(err.Error(), "infohash") {
 		t.Fatalf("err %v, want an infohash mismatch", err)
+	}
+}
+
+// TestNoPeerNoWebSeed: the tracker is unreachable and the web seed fails:
+// the fetch gives up with a clear error and reports a failed event.
+func TestNoPeerNoWebSeed(t *testing.T) {
+	a := newFakeAppliance(t, 1<<20)
+	a.breakWebSeed()
+	o := opts(a, t.TempDir())
+	o.StallTimeout = 2 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := Fetch(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), "no peer and no web seed") {
+		t.Fatalf("err %v, want a stall error", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	last := a.events[len(a.events)-1]
+	if last.State != nodeapi.StateFailed || !strings.Contains(last.Reason, "stalled") {
+		t.Fatalf("last event %+v, want failed with the reason", last)
 	}
 }
