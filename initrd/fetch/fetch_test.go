@@ -35,6 +35,8 @@ type fakeAppliance struct {
 	events []nodeapi.Event
 	served int64 // web seed bytes
 	broken bool  // the web seed answers 500
+	// wrongSHA makes the boot config carry a sha256 the image does not have.
+	wrongSHA bool
 }
 
 func (a *fakeAppliance) breakWebSeed() {
@@ -64,6 +66,12 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 	a.srv = httptest.NewServer(mux)
 	t.Cleanup(a.srv.Close)
 	mux.HandleFunc("GET /v1/nodes/{mac}/boot", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		sum := sum
+		if a.wrongSHA {
+			sum[0] ^= 0xff
+		}
+		a.mu.Unlock()
 		json.NewEncoder(w).Encode(nodeapi.BootConfig{
 			Name: "node01", MAC: r.PathValue("mac"), Image: "web", Version: "v1",
 			Torrent: a.srv.URL + "/t", InfoHash: mi.HashInfoBytes().HexString(),
@@ -228,6 +236,26 @@ func TestNoPeerNoWebSeed(t *testing.T) {
 	defer a.mu.Unlock()
 	last := a.events[len(a.events)-1]
 	if last.State != nodeapi.StateFailed || !strings.Contains(last.Reason, "stalled") {
+		t.Fatalf("last event %+v, want failed with the reason", last)
+	}
+}
+
+// TestVerificationFails: the pieces all check out but the whole file does
+// not match the boot config's sha256: the fetch fails and says so.
+func TestVerificationFails(t *testing.T) {
+	a := newFakeAppliance(t, 1<<20)
+	a.mu.Lock()
+	a.wrongSHA = true
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := Fetch(ctx, opts(a, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("err %v, want a sha256 mismatch", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last := a.events[len(a.events)-1]; last.State != nodeapi.StateFailed || !strings.Contains(last.Reason, "sha256") {
 		t.Fatalf("last event %+v, want failed with the reason", last)
 	}
 }
