@@ -5,10 +5,13 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
 )
 
 // DefaultPort is the TCP port seeders and nodes listen on for peers.
@@ -30,8 +33,19 @@ func Config(port int, log *slog.Logger) *torrent.ClientConfig {
 	cfg.DisableAcceptRateLimiting = true
 	cfg.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: false}
 	cfg.Slogger = log
-	cfg.DataDir = "" // every torrent gets its own storage
+	// Every torrent brings its own storage. Without a default the library
+	// would open file storage with a piece-completion database in the
+	// working directory.
+	cfg.DefaultStorage = noStorage{}
 	return cfg
+}
+
+// noStorage is the client's default storage: none. Torrents added without
+// their own storage fail to open instead of writing somewhere unexpected.
+type noStorage struct{}
+
+func (noStorage) OpenTorrent(context.Context, *metainfo.Info, metainfo.Hash) (storage.TorrentImpl, error) {
+	return storage.TorrentImpl{}, errors.New("no default storage: the torrent must be added with its own")
 }
 
 // Settled waits until no piece of t is being hashed or marked. Call it
