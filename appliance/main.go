@@ -17,6 +17,8 @@ import (
 	"syscall"
 
 	"moobi/bootserver"
+	"moobi/bootserver/dashboard"
+	"moobi/initrd/build"
 	"moobi/inventory"
 	"moobi/metrics"
 )
@@ -31,9 +33,10 @@ commands:
   check    --config hosts.yaml   validate an inventory
   image add --config hosts.yaml --name NAME --kernel FILE --rootfs FILE [--modules DIR] [--version V]
   image list --config hosts.yaml
-  node fetch --server URL --mac MAC --dir DIR [--seed-for DURATION]
+  node fetch --server URL --mac MAC --dir DIR [--pubkey FILE] [--seed-for DURATION]
   status   --server URL          the nodes and their boot state
-  initrd build (--out FILE | --config hosts.yaml) [--src DIR]   build the node initramfs
+  initrd build (--config hosts.yaml | --out FILE --key KEYFILE | --out FILE --base-only) [--base FILE] [--src DIR]
+                                 build the node initramfs, carrying the boot signing public key
   version                        print the version
 `
 
@@ -92,6 +95,7 @@ func serve(args []string, stderr io.Writer) int {
 	config := fs.String("config", "hosts.yaml", "inventory file")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
+	initrdBase := fs.String("initrd-base", "", "a base node initramfs (moobi initrd build --base-only): at start, write appliance.node_initrd from it with this appliance's signing key")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -109,7 +113,20 @@ func serve(args []string, stderr io.Writer) int {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	svc := &bootserver.Service{Store: store, Metrics: metrics.New(), Log: log, HUP: hup}
+	signer, err := loadSigner(store.Current().Appliance.SigningKey, log)
+	if err != nil {
+		log.Error("moobi serve failed", "err", err)
+		return 1
+	}
+	if *initrdBase != "" {
+		app := store.Current().Appliance
+		if err := build.WithKey(*initrdBase, signer.Public(), app.NodeInitrd); err != nil {
+			log.Error("moobi serve failed: node initramfs", "base", *initrdBase, "err", err)
+			return 1
+		}
+		log.Info("node initramfs written with this appliance's key", "file", app.NodeInitrd, "base", *initrdBase, "key_id", signer.KeyID())
+	}
+	svc := &bootserver.Service{Store: store, Metrics: metrics.New(), Log: log, HUP: hup, Signer: signer, Dashboard: dashboard.Handler()}
 	if err := svc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("moobi serve failed", "err", err)
 		return 1

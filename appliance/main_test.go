@@ -107,3 +107,16 @@ func TestPrintStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestVersion(t *testing.T) {
+	want := "moobi " + version + "\n"
+	for _, arg := range []string{"version", "--version", "-version"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{arg}, &out, &errb); code != 0 || errb.Len() != 0 {
+			t.Fatalf("moobi %s: exit %d, stderr %q", arg, code, errb.String())
+		}
+		if out.String() != want {
+			t.Errorf("moobi %s printed %q, want %q", arg, out.String(), want)
+		}
+	}
+}

@@ -10,13 +10,14 @@ import (
 	"syscall"
 	"time"
 
+	"moobi/bootsign"
 	"moobi/initrd/fetch"
 	"moobi/inventory"
 )
 
 func node(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "fetch" {
-		fmt.Fprintln(stderr, "usage: moobi node fetch --server URL --mac MAC --dir DIR [--seed-for DURATION]")
+		fmt.Fprintln(stderr, "usage: moobi node fetch --server URL --mac MAC --dir DIR [--pubkey FILE] [--seed-for DURATION]")
 		return 2
 	}
 	fs := flag.NewFlagSet("node fetch", flag.ContinueOnError)
@@ -25,6 +26,7 @@ func node(args []string, stdout, stderr io.Writer) int {
 	macText := fs.String("mac", "", "the node's MAC address")
 	dir := fs.String("dir", "", "cache folder")
 	version := fs.String("version", "", "image version (default: current)")
+	pubkey := fs.String("pubkey", "", "the appliance's boot signing public key (or private key) file: boot configs whose signature does not verify are refused")
 	seedFor := fs.Duration("seed-for", 0, "keep seeding this long after the image verified")
 	port := fs.Int("port", 0, "BitTorrent peer port (default 6881)")
 	webSeedAfter := fs.Duration("webseed-after", 10*time.Second, "use the appliance's web seed after this long without data")
@@ -46,9 +48,20 @@ func node(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	o := fetch.Options{Server: *server, MAC: mac, Dir: *dir, Version: *version, Port: *port, WebSeedAfter: *webSeedAfter, Log: log}
+	if *pubkey != "" {
+		if o.PublicKey, err = bootsign.LoadPublicKey(*pubkey); err != nil {
+			fmt.Fprintf(stderr, "moobi node fetch: --pubkey: %v\n", err)
+			return 2
+		}
+		log.Info("boot config signatures are checked", "key_id", bootsign.KeyID(o.PublicKey), "file", *pubkey)
+	} else {
+		o.AllowUnsigned = true
+		log.Warn("no --pubkey: the boot config's signature is not checked, so any server answering at --server can choose the image")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s, err := fetch.Fetch(ctx, fetch.Options{Server: *server, MAC: mac, Dir: *dir, Version: *version, Port: *port, WebSeedAfter: *webSeedAfter, Log: log})
+	s, err := fetch.Fetch(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "moobi node fetch: %v\n", err)
 		return 1

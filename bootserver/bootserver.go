@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -42,6 +43,9 @@ type Service struct {
 	HUP <-chan os.Signal
 	// SeedPort is the seeder's BitTorrent port (swarm.DefaultPort if 0).
 	SeedPort int
+	Signer   httpd.Signer // signs boot configs (see httpd.Server)
+	// Dashboard, if set, is served at /.
+	Dashboard http.Handler
 
 	serverIP net.IP
 	env      atomic.Pointer[envEntry]
@@ -127,12 +131,20 @@ func (s *Service) Run(ctx context.Context) error {
 		Log: s.Log.With("component", "tracker"),
 	})
 	reg := nodes.New()
+	reg.Observer = s.Metrics
+	// Node states are restored before anything is served.
+	statePath := filepath.Join(app.DataDir, "state", "nodes.json")
+	if err := reg.Load(statePath); err != nil {
+		s.Log.Error("node states not restored", "err", err)
+	} else {
+		s.Log.Info("node states restored", "file", statePath, "nodes", reg.Len())
+	}
 	s.Metrics.SetSources(seed.Uploaded, func() map[string]int { return reg.Counts(s.Store.Current()) })
 	obs := &observer{Metrics: s.Metrics, nodes: reg, inv: s.Store.Current}
 	for _, d := range dhcp {
 		d.Observer = obs
 	}
-	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: s.Metrics}
+	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: obs}
 	web := &httpd.Server{
 		Inventory:   s.Store.Current,
 		BaseURL:     s.baseURL,
@@ -144,7 +156,26 @@ func (s *Service) Run(ctx context.Context) error {
 		Nodes:       reg,
 		NodeInitrd:  func() string { return s.Store.Current().Appliance.NodeInitrd },
 		WebSeedSent: s.Metrics.WebSeedSent,
+		Signer:      s.Signer,
+		Uploaded:    s.Metrics.ApplianceUploaded,
+		SwarmCounts: func(ih [20]byte) (int, int) {
+			sw := track.Swarm(ih)
+			return sw.Seeders, sw.Leechers
+		},
+		Dashboard: s.Dashboard,
 	}
+	s.Metrics.SetSwarmSource(func() []metrics.Swarm {
+		views, err := web.Swarms()
+		if err != nil {
+			return nil
+		}
+		out := make([]metrics.Swarm, 0, len(views))
+		for _, v := range views {
+			out = append(out, metrics.Swarm{Image: v.Image, Seeders: v.Seeders, Leechers: v.Leechers,
+				FromPeers: v.PeerBytes, FromApp: v.NodeBytes - v.PeerBytes})
+		}
+		return out
+	})
 	g, ctx := errgroup.WithContext(ctx)
 	for i := range dhcp {
 		g.Go(func() error { return dhcp[i].Serve(ctx, dhcpConns[i]) })
@@ -154,6 +185,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.Store.Watch(ctx, s.HUP) })
 	g.Go(func() error { return seed.Run(ctx) })
 	g.Go(func() error { return track.Run(ctx) })
+	g.Go(func() error {
+		return reg.Persist(ctx, statePath, 2*time.Second, s.Log.With("component", "nodes"))
+	})
 	log.Info("appliance serving", "http_port", app.HTTPPort, "hosts", len(s.Store.Current().Hosts))
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -282,5 +316,36 @@ func (o *observer) DHCPReply(mac net.HardwareAddr, d proxydhcp.Decision, port in
 	if d.Firmware == proxydhcp.FirmwareIPXE {
 		what = "proxy DHCP: iPXE asked for its script"
 	}
-	o.nodes.Seen(mac, name, nodeapi.StateDHCP, what, "")
+	state := nodeapi.StateDHCP
+	if d.Firmware == proxydhcp.FirmwareIPXE {
+		// iPXE asks again after the firmware loaded it over TFTP: the same
+		// boot, still in the firmware stage. A machine whose boot ROM is
+		// iPXE starts its boot here.
+		if o.nodes.State(mac) == nodeapi.StateFirmware {
+			state = nodeapi.StateFirmware
+		}
+	}
+	o.nodes.Seen(mac, name, state, what, "")
+}
+
+// TFTPTransfer marks a node that fetched its iPXE binary (known by the
+// address it asked the site DHCP server for) as in the firmware stage.
+func (o *observer) TFTPTransfer(ip net.IP, file string, r tftpd.Result) {
+	o.Metrics.TFTPTransfer(ip, file, r)
+	if r != tftpd.ResultOK {
+		return
+	}
+	if mac, name, ok := o.nodes.ByAddress(ip.String()); ok {
+		if m, err := net.ParseMAC(mac); err == nil {
+			o.nodes.Seen(m, name, nodeapi.StateFirmware, "TFTP: "+file, "")
+		}
+	}
+}
+
+// DHCPAddress records the address a node the inventory boots asked the
+// site DHCP server for.
+func (o *observer) DHCPAddress(mac net.HardwareAddr, addr netip.Addr) {
+	if h, _, ok := o.inv().Lookup(mac); ok {
+		o.nodes.Addressed(mac, h.Name, addr)
+	}
 }

@@ -71,7 +71,13 @@ func run(bin, cache, src string, keep bool) error {
 	}
 	step("building the node initramfs (u-root; cached until its sources change)")
 	src, _ = filepath.Abs(src)
-	initrd, _, err := lab.NodeInitrd(ctx, cache, bin, src)
+	// One boot signing key, kept in the cache: the appliance signs boot
+	// configs with it and the node initramfs trusts it.
+	key, err := lab.SigningKey(cache)
+	if err != nil {
+		return err
+	}
+	initrd, _, err := lab.NodeInitrd(ctx, cache, bin, src, key)
 	if err != nil {
 		return err
 	}
@@ -106,13 +112,14 @@ func run(bin, cache, src string, keep bool) error {
   data_dir: %s/data
   ipxe_dir: /usr/lib/ipxe
   node_initrd: %s
+  signing_key: %s         # the node initramfs carries its public key
   seed_upload_mbit: 8     # the appliance's uplink is the rack's bottleneck
 profiles:
   web:
     image: web
     cmdline: console=ttyS0 panic=-1 random.trust_cpu=on
 hosts:
-%s`, dir, initrd, hosts.String())), 0o644); err != nil {
+%s`, dir, initrd, key, hosts.String())), 0o644); err != nil {
 		return err
 	}
 	step("publishing the image: moobi image add")

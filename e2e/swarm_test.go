@@ -51,6 +51,9 @@ type imageLab struct {
 	cfg    string
 	rootfs string
 	size   int64
+	// pubkey is the appliance's boot signing key file: `moobi node fetch
+	// --pubkey` checks the boot config's signature with it.
+	pubkey string
 }
 
 func newImageLab(t *testing.T, ctx context.Context, sizeMiB int, hosts map[string]string) *imageLab {
@@ -88,7 +91,10 @@ hosts:
 	if err := app.WaitLog(ctx, 2*time.Minute, func(e lab.LogEntry) bool { return e.Msg == "seeding" }); err != nil {
 		t.Fatalf("appliance never seeded the image: %v", err)
 	}
-	return &imageLab{l: l, app: app, bin: bin, cfg: cfg, rootfs: rootfs, size: st.Size()}
+	// The appliance created its signing key (appliance.signing_key's
+	// default) and the public half beside it.
+	pubkey := filepath.Join(l.Dir(), "data", "state", "boot-signing.pub")
+	return &imageLab{l: l, app: app, bin: bin, cfg: cfg, rootfs: rootfs, size: st.Size(), pubkey: pubkey}
 }
 
 // addNode creates a node namespace at 10.99.0.(10+i) whose link is shaped
@@ -145,7 +151,7 @@ func (il *imageLab) fetchAll(t *testing.T, ctx context.Context, nss []string, ma
 			r.node = ns
 			dir := filepath.Join(il.l.Dir(), "cache-"+ns)
 			args := append([]string{"netns", "exec", ns, il.bin, "node", "fetch", "--server", "http://" + lab.ApplianceAddr + ":8080",
-				"--mac", macs[i], "--dir", dir, "--seed-for", "10m"}, extra...)
+				"--mac", macs[i], "--dir", dir, "--seed-for", "10m", "--pubkey", il.pubkey}, extra...)
 			cmd := exec.CommandContext(ctx, "ip", args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr

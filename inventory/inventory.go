@@ -20,6 +20,8 @@ const (
 	DefaultARM64Binary  = "ipxe-arm64.efi"
 	UnknownHostsIgnore  = "ignore"
 	defaultInitrdSuffix = "node-initrd.cpio.gz"
+	// defaultSigningKey is relative to DataDir.
+	defaultSigningKey = "state/boot-signing.key"
 )
 
 // Inventory is one validated snapshot of hosts.yaml.
@@ -46,6 +48,10 @@ type Appliance struct {
 	IPXEDir string
 	// NodeInitrd is the node initramfs served to image profiles.
 	NodeInitrd string
+	// SigningKey is the ed25519 private key file that signs boot configs;
+	// `moobi serve` and `moobi initrd build --config` create it if missing.
+	// The node initramfs carries its public half.
+	SigningKey string
 	// UnknownHosts is "ignore" or the name of a profile that boots unknown MACs.
 	UnknownHosts string
 	// BIOSBinary, UEFIBinary and ARM64Binary name the iPXE binaries, relative

@@ -176,7 +176,7 @@ func (p *parser) path(s string) string {
 	return filepath.Join(p.dir, s)
 }
 
-var applianceKeys = []string{"interface", "address", "http_port", "data_dir", "ipxe_dir", "node_initrd",
+var applianceKeys = []string{"interface", "address", "http_port", "data_dir", "ipxe_dir", "node_initrd", "signing_key",
 	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit"}
 
 func (p *parser) appliance(n *yaml.Node, a *Appliance) {
@@ -203,6 +203,8 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 			a.IPXEDir = p.path(s)
 		case "node_initrd":
 			a.NodeInitrd = p.path(s)
+		case "signing_key":
+			a.SigningKey = p.path(s)
 		case "unknown_hosts":
 			a.UnknownHosts = s
 		case "bios_binary":
@@ -230,6 +232,9 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	}
 	if a.NodeInitrd == "" {
 		a.NodeInitrd = filepath.Join(a.DataDir, defaultInitrdSuffix)
+	}
+	if a.SigningKey == "" {
+		a.SigningKey = filepath.Join(a.DataDir, defaultSigningKey)
 	}
 	if a.UnknownHosts == "" {
 		a.UnknownHosts = UnknownHostsIgnore
@@ -356,6 +361,11 @@ func (p *parser) check(inv *Inventory, applianceLine int) {
 	}
 	if u := a.UnknownHosts; u != UnknownHostsIgnore && inv.Profiles[u] == nil {
 		p.errorf(applianceLine, "appliance.unknown_hosts %q is neither %q nor a profile", u, UnknownHostsIgnore)
+	}
+	// The signing key is created on first use: it may be missing, but
+	// what is there must be a file.
+	if st, err := os.Stat(a.SigningKey); err == nil && !st.Mode().IsRegular() {
+		p.errorf(applianceLine, "appliance.signing_key: %s is not a regular file", a.SigningKey)
 	}
 	if st, err := os.Stat(a.IPXEDir); err != nil {
 		p.errorf(applianceLine, "appliance.ipxe_dir: %s", describeStatErr(a.IPXEDir, err))

@@ -62,6 +62,9 @@ func TestParseGood(t *testing.T) {
 	if want := filepath.Join(dir, "data", "node-initrd.cpio.gz"); a.NodeInitrd != want {
 		t.Errorf("node_initrd default %q, want %q", a.NodeInitrd, want)
 	}
+	if want := filepath.Join(dir, "data", "state", "boot-signing.key"); a.SigningKey != want {
+		t.Errorf("signing_key default %q, want %q", a.SigningKey, want)
+	}
 	if a.UnknownHosts != "ignore" || a.BIOSBinary != "undionly.kpxe" || a.UEFIBinary != "ipxe.efi" {
 		t.Errorf("defaults not applied: %+v", a)
 	}
@@ -77,6 +80,25 @@ func TestParseGood(t *testing.T) {
 	unknown, _ := ParseMAC("52:54:00:99:99:99")
 	if _, _, ok := inv.Lookup(unknown); ok {
 		t.Fatal("unknown MAC booted with unknown_hosts: ignore")
+	}
+}
+
+// TestSigningKey: signing_key is resolved against the file's folder, may
+// name a file that does not exist yet (it is created on first use), and may
+// not name a folder.
+func TestSigningKey(t *testing.T) {
+	path := fixture(t, strings.Replace(good, "  ipxe_dir:", "  signing_key: keys/boot.key\n  ipxe_dir:", 1))
+	inv, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(path), "keys", "boot.key"); inv.Appliance.SigningKey != want {
+		t.Fatalf("signing_key %q, want %q", inv.Appliance.SigningKey, want)
+	}
+	os.MkdirAll(filepath.Join(filepath.Dir(path), "keys", "boot.key"), 0o755)
+	_, err = Load(path)
+	if err == nil || !strings.Contains(err.Error(), "hosts.yaml:1: appliance.signing_key: "+filepath.Join(filepath.Dir(path), "keys", "boot.key")+" is not a regular file") {
+		t.Fatalf("signing_key naming a folder: %v", err)
 	}
 }
 
@@ -101,6 +123,8 @@ func TestProblems(t *testing.T) {
 	}{
 		{"unknown top key", good + "extra: 1\n", []string{`19: unknown key "extra" in the inventory`}},
 		{"unknown appliance key", strings.Replace(good, "  http_port: 8080\n", "  http_prot: 8080\n", 1), []string{`4: unknown key "http_prot" in appliance`}},
+		{"misspelt signing_key", strings.Replace(good, "  http_port: 8080\n", "  signing_keys: k\n", 1), []string{`4: unknown key "signing_keys" in appliance (known: interface, address, http_port, data_dir, ipxe_dir, node_initrd, signing_key,`}},
+		{"signing_key not a string", strings.Replace(good, "  http_port: 8080\n", "  signing_key: [a, b]\n", 1), []string{`4: appliance.signing_key must be a string`}},
 		{"unknown host key", strings.Replace(good, "    profile: rescue\n  rack1-node02", "    profle: rescue\n  rack1-node02", 1), []string{`15: unknown key "profle" in host rack1-node01`, `13: host rack1-node01: profile is required`}},
 		{"duplicate MAC", strings.Replace(good, "52-54-00-12-34-02", "52:54:00:12:34:01", 1), []string{`17: host rack1-node02: MAC 52:54:00:12:34:01 is already used by host rack1-node01 (line 13)`}},
 		{"duplicate name", good + "  rack1-node01:\n    mac: 52:54:00:12:34:03\n    profile: rescue\n", []string{`19: duplicate key "rack1-node01" in hosts (first at line 13)`}},

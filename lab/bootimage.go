@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"moobi/bootsign"
 )
 
 // ImageInit is the demo and test image's /sbin/init: it greets with the
@@ -60,11 +62,29 @@ func BuildBootImage(out string, payloadMiB int) error {
 	return nil
 }
 
-// NodeInitrd returns the node initramfs built by `BIN initrd build` from
-// the source tree src, cached in cacheDir under a hash of the sources it is
-// built from. built reports whether it had to be built.
-func NodeInitrd(ctx context.Context, cacheDir, bin, src string) (path string, built bool, err error) {
-	sum, err := sourceHash(src, "go.mod", "go.sum", "initrd", "images", "nodeapi")
+// SigningKey is the boot signing key shared by the tests and the demo:
+// cacheDir/boot-signing.key, created on first use. Appliances sign with it
+// (appliance.signing_key) and NodeInitrd builds initramfs that trust it.
+func SigningKey(cacheDir string) (string, error) {
+	path := filepath.Join(cacheDir, "boot-signing.key")
+	if _, _, err := bootsign.LoadOrCreate(path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// NodeInitrd returns a node initramfs that trusts the boot signing key in
+// keyFile (a private or public key file). Its base, built by `BIN initrd
+// build --base-only` from the source tree src (slow), is cached in cacheDir
+// under a hash of the sources it is built from; the key is appended per key
+// (`--base --key`, cheap). built reports whether the base had to be built.
+// Concurrent calls, from different processes too, are safe.
+func NodeInitrd(ctx context.Context, cacheDir, bin, src, keyFile string) (path string, built bool, err error) {
+	pub, err := bootsign.LoadPublicKey(keyFile)
+	if err != nil {
+		return "", false, err
+	}
+	sum, err := sourceHash(src, "go.mod", "go.sum", "initrd", "images", "nodeapi", "bootsign")
 	if err != nil {
 		return "", false, err
 	}
@@ -72,14 +92,26 @@ func NodeInitrd(ctx context.Context, cacheDir, bin, src string) (path string, bu
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", false, err
 	}
-	path = filepath.Join(dir, "node-initrd-"+sum[:16]+".cpio.gz")
+	unlock, err := lockFile(ctx, filepath.Join(dir, ".lock"))
+	if err != nil {
+		return "", false, err
+	}
+	defer unlock()
+	base := filepath.Join(dir, "node-initrd-base-"+sum[:16]+".cpio.gz")
+	if _, err := os.Stat(base); err != nil {
+		if out, err := exec.CommandContext(ctx, bin, "initrd", "build", "--base-only", "--out", base, "--src", src).CombinedOutput(); err != nil {
+			return "", false, fmt.Errorf("moobi initrd build --base-only: %v\n%s", err, out)
+		}
+		built = true
+	}
+	path = filepath.Join(dir, "node-initrd-"+sum[:16]+"-key-"+bootsign.KeyID(pub)+".cpio.gz")
 	if _, err := os.Stat(path); err == nil {
-		return path, false, nil
+		return path, built, nil
 	}
-	if out, err := exec.CommandContext(ctx, bin, "initrd", "build", "--out", path, "--src", src).CombinedOutput(); err != nil {
-		return "", false, fmt.Errorf("moobi initrd build: %v\n%s", err, out)
+	if out, err := exec.CommandContext(ctx, bin, "initrd", "build", "--base", base, "--key", keyFile, "--out", path).CombinedOutput(); err != nil {
+		return "", false, fmt.Errorf("moobi initrd build --key: %v\n%s", err, out)
 	}
-	return path, true, nil
+	return path, built, nil
 }
 
 // sourceHash hashes the Go sources and module files under the given paths

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,8 +28,15 @@ type Metrics struct {
 	dhcpMalformed *prometheus.CounterVec
 	tftpTransfers *prometheus.CounterVec
 	httpRequests  *prometheus.CounterVec
+	phaseSeconds  *prometheus.HistogramVec
+	bootSeconds   prometheus.Histogram
 	swarm         *swarmCollector
 }
+
+// Buckets of the phase and boot duration histograms, in seconds: a phase
+// takes from a fraction of a second (DHCP) to minutes (a large image on a
+// busy rack).
+var durationBuckets = []float64{0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200}
 
 // New registers the appliance's collectors in a fresh registry.
 func New() *Metrics {
@@ -49,9 +57,17 @@ func New() *Metrics {
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moobi_http_requests_total", Help: "HTTP requests, by route and status code.",
 		}, []string{"route", "code"}),
+		phaseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "moobi_boot_phase_seconds", Help: "How long nodes spent in each boot state before leaving it.",
+			Buckets: durationBuckets,
+		}, []string{"phase"}),
+		bootSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "moobi_boot_seconds", Help: "Time from a node's first proxy DHCP answer to running.",
+			Buckets: durationBuckets,
+		}),
 	}
 	m.swarm = newSwarmCollector(append(append([]string{}, nodeapi.States...), nodes.StateUnknown))
-	m.Registry.MustRegister(m.swarm, m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests,
+	m.Registry.MustRegister(m.swarm, m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests, m.phaseSeconds, m.bootSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,12 +98,46 @@ func (m *Metrics) HTTPRequest(route string, code int) {
 	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 }
 
+// PhaseDone implements nodes.Observer.
+func (m *Metrics) PhaseDone(state string, d time.Duration) {
+	m.phaseSeconds.WithLabelValues(state).Observe(d.Seconds())
+}
+
+// BootDone implements nodes.Observer.
+func (m *Metrics) BootDone(d time.Duration) { m.bootSeconds.Observe(d.Seconds()) }
+
 // SetSources tells the metrics where to read the seeder's uploads (bytes
 // by image) and the node counts (by state) at each scrape.
 func (m *Metrics) SetSources(bittorrent func() map[string]int64, nodeStates func() map[string]int) {
 	m.swarm.mu.Lock()
 	defer m.swarm.mu.Unlock()
 	m.swarm.bittorrent, m.swarm.nodeStates = bittorrent, nodeStates
+}
+
+// SetSwarmSource tells the metrics where to read each image's swarm
+// figures at each scrape.
+func (m *Metrics) SetSwarmSource(f func() []Swarm) {
+	m.swarm.mu.Lock()
+	defer m.swarm.mu.Unlock()
+	m.swarm.swarms = f
+}
+
+// ApplianceUploaded returns the bytes the appliance uploaded of each image
+// since it started, over BitTorrent and as web seed.
+func (m *Metrics) ApplianceUploaded() map[string]int64 {
+	m.swarm.mu.Lock()
+	bt := m.swarm.bittorrent
+	out := make(map[string]int64, len(m.swarm.httpSent))
+	for k, v := range m.swarm.httpSent {
+		out[k] += v
+	}
+	m.swarm.mu.Unlock()
+	if bt != nil {
+		for k, v := range bt() {
+			out[k] += v
+		}
+	}
+	return out
 }
 
 // WebSeedSent counts root filesystem bytes the appliance sent over HTTP.

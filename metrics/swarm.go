@@ -11,14 +11,24 @@ import (
 // BitTorrent (from the seeder) and over HTTP (web seed), and how many nodes
 // are in each state.
 type swarmCollector struct {
-	uploaded *prometheus.Desc
-	nodes    *prometheus.Desc
+	uploaded  *prometheus.Desc
+	nodes     *prometheus.Desc
+	peers     *prometheus.Desc
+	nodeBytes *prometheus.Desc
 
 	mu         sync.Mutex
 	httpSent   map[string]int64
 	bittorrent func() map[string]int64
 	nodeStates func() map[string]int
+	swarms     func() []Swarm
 	states     []string
+}
+
+// Swarm is one image's swarm figures.
+type Swarm struct {
+	Image              string
+	Seeders, Leechers  int
+	FromPeers, FromApp int64 // bytes nodes got from peers and from the appliance, in their current boot
 }
 
 func newSwarmCollector(states []string) *swarmCollector {
@@ -26,7 +36,13 @@ func newSwarmCollector(states []string) *swarmCollector {
 		uploaded: prometheus.NewDesc("moobi_swarm_uploaded_bytes_total",
 			"Image bytes the appliance itself uploaded, by image and protocol (bittorrent to peers, http as web seed).",
 			[]string{"image", "protocol"}, nil),
-		nodes:    prometheus.NewDesc("moobi_nodes", "Nodes in each boot state.", []string{"state"}, nil),
+		nodes: prometheus.NewDesc("moobi_nodes", "Nodes in each boot state.", []string{"state"}, nil),
+		peers: prometheus.NewDesc("moobi_swarm_peers",
+			"Live peers of each image's current version in the tracker, the appliance apart, by role (seeder, leecher).",
+			[]string{"image", "role"}, nil),
+		nodeBytes: prometheus.NewDesc("moobi_swarm_node_bytes",
+			"Image bytes the nodes booting it downloaded in their current boot, by source (peers, appliance).",
+			[]string{"image", "source"}, nil),
 		httpSent: map[string]int64{},
 		states:   states,
 	}
@@ -35,11 +51,13 @@ func newSwarmCollector(states []string) *swarmCollector {
 func (c *swarmCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.uploaded
 	ch <- c.nodes
+	ch <- c.peers
+	ch <- c.nodeBytes
 }
 
 func (c *swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	bt, ns := c.bittorrent, c.nodeStates
+	bt, ns, sw := c.bittorrent, c.nodeStates, c.swarms
 	sent := make(map[string]int64, len(c.httpSent))
 	for k, v := range c.httpSent {
 		sent[k] = v
@@ -52,6 +70,14 @@ func (c *swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for image, n := range sent {
 		ch <- prometheus.MustNewConstMetric(c.uploaded, prometheus.CounterValue, float64(n), image, "http")
+	}
+	if sw != nil {
+		for _, s := range sw() {
+			ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.Seeders), s.Image, "seeder")
+			ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.Leechers), s.Image, "leecher")
+			ch <- prometheus.MustNewConstMetric(c.nodeBytes, prometheus.GaugeValue, float64(s.FromPeers), s.Image, "peers")
+			ch <- prometheus.MustNewConstMetric(c.nodeBytes, prometheus.GaugeValue, float64(s.FromApp), s.Image, "appliance")
+		}
 	}
 	if ns != nil {
 		counts := ns()

@@ -40,16 +40,37 @@ func (c *BootConfig) Validate() error {
 	switch {
 	case c.Image == "" || c.Version == "":
 		return fmt.Errorf("boot config: image and version are required")
-	case len(c.InfoHash) != 40:
+	case len(c.InfoHash) != 40 || !isHex(c.InfoHash):
 		return fmt.Errorf("boot config: infohash %q is not 40 hex digits", c.InfoHash)
 	case c.Torrent == "":
 		return fmt.Errorf("boot config: torrent URL is required")
 	case c.Size <= 0:
 		return fmt.Errorf("boot config: size %d is not positive", c.Size)
-	case len(c.SHA256) != 64:
+	case len(c.SHA256) != 64 || !isHex(c.SHA256):
 		return fmt.Errorf("boot config: sha256 %q is not 64 hex digits", c.SHA256)
 	}
 	return nil
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeBootConfig parses and checks a boot config body.
+func DecodeBootConfig(body []byte) (BootConfig, error) {
+	var c BootConfig
+	if err := json.Unmarshal(body, &c); err != nil {
+		return BootConfig{}, fmt.Errorf("boot config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return BootConfig{}, err
+	}
+	return c, nil
 }
 
 // Node states, in boot order; Failed may follow any of them.

@@ -44,6 +44,20 @@ type Server struct {
 	NodeInitrd func() string
 	// WebSeedSent, if set, is told of root filesystem bytes sent over HTTP.
 	WebSeedSent func(image string, n int64)
+	// Signer, if set, signs boot configs (else they go unsigned, and nodes refuse them).
+	Signer Signer
+	// Uploaded, if set, returns the bytes the appliance uploaded of each
+	// image (BitTorrent and web seed), for the swarm view.
+	Uploaded func() map[string]int64
+	// SwarmCounts, if set, returns the live seeders and leechers of a
+	// torrent, for the swarm view.
+	SwarmCounts func(infohash [20]byte) (seeders, leechers int)
+	// Dashboard, if set, is served at / (and below /ui/).
+	Dashboard http.Handler
+
+	limits nodeLimits
+	// closing is closed when the server starts draining: live streams end.
+	closing chan struct{}
 }
 
 // Handler returns the service's routes, wrapped in request logging.
@@ -63,6 +77,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/nodes/{mac}", s.getNode)
 	mux.HandleFunc("GET /v1/nodes/{mac}/boot", s.bootConfig)
 	mux.HandleFunc("POST /v1/nodes/{mac}/events", s.postEvent)
+	mux.HandleFunc("GET /v1/swarm", s.listSwarms)
+	mux.HandleFunc("GET /v1/stream", s.stream)
+	if s.Dashboard != nil {
+		mux.Handle("GET /{$}", s.Dashboard)
+		mux.Handle("GET /ui/", s.Dashboard)
+	}
 	if s.Tracker != nil {
 		mux.Handle("GET /announce", s.Tracker)
 	}
@@ -82,6 +102,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 	}
+	s.closing = make(chan struct{})
+	srv.RegisterOnShutdown(func() { close(s.closing) })
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	s.Log.Info("HTTP listening", "addr", ln.Addr().String())

@@ -3,7 +3,6 @@ package httpd
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 
@@ -59,13 +58,17 @@ func (s *Server) bootConfig(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "profile "+p.Name+" is a direct netboot: no image", http.StatusNotFound)
 		return
 	}
+	// The config carries the host's identity: only the host gets it.
+	if !s.allowNode(w, r, h, "boot config") {
+		return
+	}
 	m, err := s.manifestFor(p, r.URL.Query().Get("version"))
 	if err != nil {
 		s.Log.Error("no image for boot config", "mac", h.MAC.String(), "image", p.Image, "err", err)
 		http.Error(w, "image "+p.Image+" has no current version", http.StatusNotFound)
 		return
 	}
-	writeJSON(w, BootConfig(h, p, m, s.BaseURL()))
+	s.writeBootConfig(w, BootConfig(h, p, m, s.BaseURL()))
 }
 
 // imageFile serves /images/{name}/{version}/{file}; "current" is an alias
@@ -143,62 +146,6 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, imgs)
-}
-
-func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
-	mac, err := inventory.ParseMAC(r.PathValue("mac"))
-	if err != nil {
-		http.Error(w, "malformed MAC", http.StatusBadRequest)
-		return
-	}
-	e, err := nodeapi.DecodeEvent(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	h, _, ok := s.Inventory().Lookup(mac)
-	if !ok {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	s.Nodes.Report(mac, h.Name, e, ip)
-	log := s.Log.Info
-	if e.State == nodeapi.StateFailed {
-		log = s.Log.Warn
-	}
-	log("node event", "mac", mac.String(), "name", h.Name, "state", e.State, "reason", e.Reason, "message", e.Message,
-		"image", e.Image, "version", e.Version, "done", e.Done, "total", e.Total, "reused", e.Reused, "from_peers", e.FromPeers, "from_webseed", e.FromSeed)
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, s.Nodes.List(s.Inventory()))
-}
-
-func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
-	mac, err := inventory.ParseMAC(r.PathValue("mac"))
-	if err != nil {
-		http.Error(w, "malformed MAC", http.StatusBadRequest)
-		return
-	}
-	for _, n := range s.Nodes.List(s.Inventory()) {
-		if n.MAC == mac.String() {
-			writeJSON(w, n)
-			return
-		}
-	}
-	http.Error(w, "not found", http.StatusNotFound)
-}
-
-// observe marks what a node fetched, by the address it fetched from.
-func (s *Server) observe(r *http.Request, state, what string) {
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if mac, name, ok := s.Nodes.ByAddress(ip); ok {
-		if m, err := net.ParseMAC(mac); err == nil {
-			s.Nodes.Seen(m, name, state, what, ip)
-		}
-	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
@@ -30,6 +31,31 @@ type Server struct {
 	Log *slog.Logger
 	// Observer, if set, is told of each reply.
 	Observer Observer
+}
+
+// AddressObserver, implemented by an Observer, is told of the address a
+// client asks the site DHCP server for in its DHCPREQUEST (broadcast, so
+// the proxy hears it): the address the client is about to use.
+type AddressObserver interface {
+	DHCPAddress(mac net.HardwareAddr, addr netip.Addr)
+}
+
+// RequestedAddress returns the IPv4 address a DHCPREQUEST asks for: its
+// requested-address option (SELECTING, INIT-REBOOT) or its ciaddr
+// (RENEWING, REBINDING). Other messages have none.
+func RequestedAddress(req *dhcpv4.DHCPv4) (netip.Addr, bool) {
+	if req.OpCode != dhcpv4.OpcodeBootRequest || req.MessageType() != dhcpv4.MessageTypeRequest {
+		return netip.Addr{}, false
+	}
+	ip := req.RequestedIPAddress()
+	if ip == nil || ip.IsUnspecified() {
+		ip = req.ClientIPAddr
+	}
+	a, ok := netip.AddrFromSlice(ip.To4())
+	if !ok || !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return netip.Addr{}, false
+	}
+	return a, true
 }
 
 // Listen opens the server's socket: UDP on Port, bound to Interface, with
@@ -75,26 +101,37 @@ func (s *Server) handle(conn net.PacketConn, pkt []byte, peer net.Addr) {
 		}
 		return
 	}
-	log := s.Log.With("mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "port", s.Port, "type", req.MessageType().String())
+	// The request's attributes, built only for lines that are logged: a
+	// storm of ignored packets costs no formatting.
+	attrs := func(kv ...any) []any {
+		return append([]any{"mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "port", s.Port, "type", req.MessageType().String()}, kv...)
+	}
+	if ao, ok := s.Observer.(AddressObserver); ok {
+		if a, ok := RequestedAddress(req); ok {
+			ao.DHCPAddress(req.ClientHWAddr, a)
+		}
+	}
 	d, err := Decide(req, s.Port, s.Env())
 	if err != nil {
 		if ig, ok := IsIgnore(err); ok {
-			log.Debug("no proxy DHCP reply", "reason", ig.Code, "detail", ig.Detail)
+			if s.Log.Enabled(context.Background(), slog.LevelDebug) {
+				s.Log.Debug("no proxy DHCP reply", attrs("reason", ig.Code, "detail", ig.Detail)...)
+			}
 			if s.Observer != nil {
 				s.Observer.DHCPIgnored(ig.Code, s.Port)
 			}
 			return
 		}
-		log.Error("proxy DHCP decision failed", "err", err)
+		s.Log.Error("proxy DHCP decision failed", attrs("err", err)...)
 		return
 	}
 	udpPeer, _ := peer.(*net.UDPAddr)
 	dst := Destination(req, udpPeer)
 	if _, err := conn.WriteTo(d.Reply.ToBytes(), dst); err != nil {
-		log.Warn("proxy DHCP send failed", "to", dst, "err", err)
+		s.Log.Warn("proxy DHCP send failed", attrs("to", dst, "err", err)...)
 		return
 	}
-	log.Info("proxy DHCP reply", "reply", d.Reply.MessageType().String(), "firmware", d.Firmware, "bootfile", d.BootFile, "to", dst)
+	s.Log.Info("proxy DHCP reply", attrs("reply", d.Reply.MessageType().String(), "firmware", d.Firmware, "bootfile", d.BootFile, "to", dst)...)
 	if s.Observer != nil {
 		s.Observer.DHCPReply(req.ClientHWAddr, d, s.Port)
 	}

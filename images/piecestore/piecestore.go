@@ -87,6 +87,18 @@ func (f *File) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Ha
 	}, nil
 }
 
+// Sync flushes what was written so far to the file or device: pieces a
+// crash would otherwise lose need not be fetched again.
+func (f *File) Sync() error {
+	f.mu.Lock()
+	t := f.torrent
+	f.mu.Unlock()
+	if t == nil || f.ReadOnly {
+		return nil
+	}
+	return t.fh.Sync()
+}
+
 // Forget drops what is known of every piece's completion, so that the
 // torrent client hashes them again (after the file changed under it).
 func (f *File) Forget() {

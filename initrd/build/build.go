@@ -1,6 +1,11 @@
 // Package build makes the node initramfs with u-root's mkuimage: /init is
 // the node client (moobi/initrd/cmd/moobi-node), built from this source
 // tree with the Go toolchain, and the archive is gzip'd.
+//
+// The appliance's boot signing public key goes into a second, tiny gzip'd
+// cpio archive appended to that base (KeyArchive, WithKey): the kernel
+// unpacks concatenated archives in order, later files winning, so one base
+// (slow to build) serves any number of keys (cheap to add).
 package build
 
 import (
@@ -13,10 +18,11 @@ import (
 	"path/filepath"
 )
 
-// Initramfs builds the node initramfs with `go tool mkuimage` (a tool
-// dependency in go.mod, which pins its version) from the source tree at src (the
-// folder holding go.mod) and writes it, gzip'd, to out. The file appears
-// whole or not at all.
+// Initramfs builds the base node initramfs — without a key: a node booted
+// with it alone refuses to boot — with `go tool mkuimage` (a tool
+// dependency in go.mod, which pins its version) from the source tree at src
+// (the folder holding go.mod) and writes it, gzip'd, to out. The file
+// appears whole or not at all.
 func Initramfs(ctx context.Context, src, out string, log io.Writer) error {
 	tmp, err := os.MkdirTemp("", "moobi-initrd-")
 	if err != nil {
@@ -37,26 +43,11 @@ func Initramfs(ctx context.Context, src, out string, log io.Writer) error {
 		return err
 	}
 	defer in.Close()
-	part := out + ".part"
-	f, err := os.Create(part)
-	if err != nil {
-		return err
-	}
-	zw, _ := gzip.NewWriterLevel(f, gzip.BestCompression)
-	if _, err := io.Copy(zw, in); err != nil {
-		f.Close()
-		os.Remove(part)
-		return fmt.Errorf("compress initramfs: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		f.Close()
-		os.Remove(part)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	f.Close()
-	return os.Rename(part, out)
+	return writeAtomic(out, func(w io.Writer) error {
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestCompression)
+		if _, err := io.Copy(zw, in); err != nil {
+			return fmt.Errorf("compress initramfs: %w", err)
+		}
+		return zw.Close()
+	})
 }

@@ -9,6 +9,7 @@ package fetch
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -43,6 +44,13 @@ type Options struct {
 	// Version asks for a given image version (the one the kernel came
 	// with); "" means the current one.
 	Version string
+	// PublicKey is the appliance's boot config signing key: a boot config
+	// whose signature does not verify with it is refused (see bootsign).
+	PublicKey ed25519.PublicKey
+	// AllowUnsigned, when PublicKey is nil, accepts boot configs without
+	// checking their signature: for user-space tools only. With neither
+	// set, every boot config is refused.
+	AllowUnsigned bool
 	// Port is the BitTorrent peer port (swarm.DefaultPort if 0).
 	Port int
 	// WebSeedAfter is how long the download may go without receiving
@@ -73,6 +81,7 @@ type Session struct {
 	Stats     Stats
 	client    *torrent.Client
 	t         *torrent.Torrent
+	store     *piecestore.File
 	o         Options
 	infoBytes []byte
 }
@@ -154,10 +163,11 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 			cl.Close()
 		}
 	}()
+	s.store = &piecestore.File{Path: path}
 	t, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{
 		InfoHash:                 mi.HashInfoBytes(),
 		InfoBytes:                mi.InfoBytes,
-		Storage:                  &piecestore.File{Path: path},
+		Storage:                  s.store,
 		DisableInitialPieceCheck: true, // checked below, before downloading
 	})
 	s.t = t
@@ -225,6 +235,11 @@ func (s *Session) wait(ctx context.Context, seedBytes *atomic.Int64) error {
 		}
 		if time.Since(lastReport) >= s.o.ProgressEvery {
 			lastReport = time.Now()
+			// What reached the cache survives a power cut: the next boot
+			// resumes from it.
+			if err := s.store.Sync(); err != nil {
+				s.o.Log.Warn("cannot flush the cache", "path", s.Path, "err", err)
+			}
 			s.Stats.FromSeed = seedBytes.Load()
 			Report(ctx, s.o, s.event(nodeapi.StateFetching, ""))
 		}

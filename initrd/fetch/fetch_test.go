@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 
+	"moobi/bootsign"
 	"moobi/nodeapi"
 )
 
@@ -37,7 +39,23 @@ type fakeAppliance struct {
 	broken bool  // the web seed answers 500
 	// wrongSHA makes the boot config carry a sha256 the image does not have.
 	wrongSHA bool
+	// key signs the boot configs; each fake appliance has its own.
+	key ed25519.PrivateKey
+	// doctor, if set, changes the signed boot config before it is sent:
+	// its body and its signature header ("" for none).
+	doctor func(body []byte, header string) ([]byte, string)
+	// torrent is what /t serves; torrentGets counts its requests.
+	torrent     []byte
+	torrentGets int
+	// tracker, if set, answers /announce and the boot config names it.
+	tracker http.Handler
+	// mi is the image's torrent.
+	mi metainfo.MetaInfo
+	// path is the image file.
+	path string
 }
+
+func (a *fakeAppliance) pub() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
 
 func (a *fakeAppliance) breakWebSeed() {
 	a.mu.Lock()
@@ -47,7 +65,8 @@ func (a *fakeAppliance) breakWebSeed() {
 
 func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 	t.Helper()
-	a := &fakeAppliance{rootfs: make([]byte, size)}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	a := &fakeAppliance{rootfs: make([]byte, size), key: key}
 	rand.Read(a.rootfs)
 	path := filepath.Join(t.TempDir(), "rootfs")
 	os.WriteFile(path, a.rootfs, 0o644)
@@ -57,7 +76,8 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 	}
 	ib, _ := bencode.Marshal(info)
 	mi := metainfo.MetaInfo{InfoBytes: ib}
-	torrent, _ := bencode.Marshal(mi)
+	a.torrent, _ = bencode.Marshal(mi)
+	a.mi, a.path = mi, path
 	sum := sha256.Sum256(a.rootfs)
 	closed, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadTracker := "http://" + closed.Addr().String() + "/announce"
@@ -71,15 +91,34 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 		if a.wrongSHA {
 			sum[0] ^= 0xff
 		}
-		a.mu.Unlock()
-		json.NewEncoder(w).Encode(nodeapi.BootConfig{
+		tracker := deadTracker
+		if a.tracker != nil {
+			tracker = a.srv.URL + "/announce"
+		}
+		body, _ := json.Marshal(nodeapi.BootConfig{
 			Name: "node01", MAC: r.PathValue("mac"), Image: "web", Version: "v1",
 			Torrent: a.srv.URL + "/t", InfoHash: mi.HashInfoBytes().HexString(),
 			Size: int64(size), SHA256: hex.EncodeToString(sum[:]),
-			WebSeed: a.srv.URL + "/rootfs", Tracker: deadTracker,
+			WebSeed: a.srv.URL + "/rootfs", Tracker: tracker,
 		})
+		body = append(body, '\n')
+		header := bootsign.NewSigner(a.key).Sign(body)
+		if a.doctor != nil {
+			body, header = a.doctor(body, header)
+		}
+		a.mu.Unlock()
+		if header != "" {
+			w.Header().Set(bootsign.Header, header)
+		}
+		w.Write(body)
 	})
-	mux.HandleFunc("GET /t", func(w http.ResponseWriter, r *http.Request) { w.Write(torrent) })
+	mux.HandleFunc("GET /t", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		a.torrentGets++
+		t := a.torrent
+		a.mu.Unlock()
+		w.Write(t)
+	})
 	mux.HandleFunc("GET /rootfs", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		broken := a.broken
@@ -93,6 +132,16 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 		a.mu.Lock()
 		a.served += cw.n
 		a.mu.Unlock()
+	})
+	mux.HandleFunc("GET /announce", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		tr := a.tracker
+		a.mu.Unlock()
+		if tr == nil {
+			http.NotFound(w, r)
+			return
+		}
+		tr.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("POST /v1/nodes/{mac}/events", func(w http.ResponseWriter, r *http.Request) {
 		e, err := nodeapi.DecodeEvent(r.Body)
@@ -133,7 +182,7 @@ func (a *fakeAppliance) states() []string {
 
 func opts(a *fakeAppliance, dir string) Options {
 	mac, _ := net.ParseMAC("52:54:00:12:34:01")
-	return Options{Server: a.srv.URL, MAC: mac, Dir: dir, WebSeedAfter: time.Second, ProgressEvery: 200 * time.Millisecond,
+	return Options{Server: a.srv.URL, MAC: mac, Dir: dir, PublicKey: a.pub(), WebSeedAfter: time.Second, ProgressEvery: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 

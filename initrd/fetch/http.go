@@ -4,32 +4,49 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"sync/atomic"
 
+	"moobi/bootsign"
 	"moobi/nodeapi"
 )
 
-// GetBootConfig asks the appliance for the node's boot config.
+// GetBootConfig asks the appliance for the node's boot config and checks
+// it: its signature must verify with o.PublicKey (unless o.AllowUnsigned
+// and no key), it must be well formed, and be this node's. The torrent it
+// names is checked against its infohash later (getTorrent), so a server
+// without the appliance's key cannot make the node download anything.
 func GetBootConfig(ctx context.Context, o Options) (nodeapi.BootConfig, error) {
 	o.defaults()
 	u := o.Server + "/v1/nodes/" + o.MAC.String() + "/boot"
 	if o.Version != "" {
 		u += "?version=" + url.QueryEscape(o.Version)
 	}
-	body, err := get(ctx, o.HTTP, u, 1<<20)
+	if o.PublicKey == nil && !o.AllowUnsigned {
+		return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s: no public key to verify its signature with", u)
+	}
+	body, hdr, err := getWithHeader(ctx, o.HTTP, u, 1<<20)
 	if err != nil {
 		return nodeapi.BootConfig{}, fmt.Errorf("boot config: %w", err)
 	}
-	var cfg nodeapi.BootConfig
-	if err := json.Unmarshal(body, &cfg); err != nil {
-		return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s: %w", u, err)
+	if o.PublicKey != nil {
+		if err := bootsign.Verify(o.PublicKey, body, hdr.Get(bootsign.Header)); err != nil {
+			if errors.Is(err, bootsign.ErrUnknownKey) || errors.Is(err, bootsign.ErrBadSignature) {
+				return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s: %w: a server that does not hold the appliance's signing key answered", u, err)
+			}
+			return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s: %w: this node boots only boot configs signed with key ID %s", u, err, bootsign.KeyID(o.PublicKey))
+		}
 	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := nodeapi.DecodeBootConfig(body)
+	if err != nil {
 		return nodeapi.BootConfig{}, fmt.Errorf("%s: %w", u, err)
+	}
+	if cfg.MAC != o.MAC.String() {
+		return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s is for MAC %q, not this node's %s", u, cfg.MAC, o.MAC)
 	}
 	return cfg, nil
 }
@@ -57,27 +74,34 @@ func Report(ctx context.Context, o Options, e nodeapi.Event) {
 }
 
 func get(ctx context.Context, c *http.Client, u string, limit int64) ([]byte, error) {
+	b, _, err := getWithHeader(ctx, c, u, limit)
+	return b, err
+}
+
+// getWithHeader GETs u and returns a body of at most limit bytes and the
+// response's header.
+func getWithHeader(ctx context.Context, c *http.Client, u string, limit int64) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, bytes.TrimSpace(msg))
+		return nil, nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, bytes.TrimSpace(msg))
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
+		return nil, nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("GET %s: response larger than %d bytes", u, limit)
+		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", u, limit)
 	}
-	return b, nil
+	return b, resp.Header, nil
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

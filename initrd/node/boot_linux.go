@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"moobi/bootsign"
 	"moobi/initrd/fetch"
 	"moobi/nodeapi"
 )
@@ -52,8 +53,9 @@ func Boot(log *slog.Logger) error {
 	log = log.With("mac", p.MAC.String(), "host", p.Hostname)
 	deadline := time.Now().Add(p.RebootAfter)
 	backoff := 2 * time.Second
+	var ifname string // the configured interface, kept across attempts
 	for attempt := 1; ; attempt++ {
-		err := attemptBoot(log, p)
+		err := attemptBoot(log, p, &ifname)
 		log.Error("boot failed", "attempt", attempt, "err", err)
 		fmt.Fprintf(os.Stderr, "\nMOOBI: boot failed: %v\n", err)
 		if time.Now().After(deadline) {
@@ -66,19 +68,37 @@ func Boot(log *slog.Logger) error {
 	}
 }
 
-func attemptBoot(log *slog.Logger, p Params) error {
+// attemptBoot makes one boot attempt. *ifname is the interface a previous
+// attempt configured: its lease is kept (the site DHCP server may be down
+// while the appliance is what failed), else it is set here.
+func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 	ctx := context.Background()
-	loadModules(log)
-	ifname, err := configureNetwork(ctx, log, p.MAC)
-	if err != nil {
-		return err // the appliance cannot be told: no network
+	// Boot configs are trusted only when signed with the appliance's key;
+	// without the key the node refuses to boot (once the appliance can be
+	// told why).
+	pub, keyErr := LoadKey(bootsign.InitramfsPath)
+	if *ifname == "" {
+		loadModules(log)
+		name, err := configureNetwork(ctx, log, p.MAC)
+		if err != nil {
+			return err // the appliance cannot be told: no network
+		}
+		*ifname = name
+		log.Info("network up", "interface", name)
 	}
-	log.Info("network up", "interface", ifname)
-	opts := fetch.Options{Server: p.Server, MAC: p.MAC, Dir: cacheDir, Version: p.Version, Log: log}
+	opts := fetch.Options{Server: p.Server, MAC: p.MAC, Dir: cacheDir, Version: p.Version, PublicKey: pub, Log: log}
+	if keyErr != nil {
+		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: keyErr.Error()})
+		return keyErr
+	}
 	cfg, err := fetch.GetBootConfig(ctx, opts)
 	if err != nil {
+		if answered(err) {
+			fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
+		}
 		return err
 	}
+	log.Info("boot config verified", "key_id", bootsign.KeyID(pub), "image", cfg.Image, "version", cfg.Version)
 	cache, err := prepareCache(cfg)
 	if err != nil {
 		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
@@ -158,6 +178,11 @@ func loadModules(log *slog.Logger) {
 	log.Info("kernel modules loaded", "count", loaded, "kernel", kver)
 }
 
+// dhcpRounds is how many DHCP exchanges (each with its own retries) one
+// boot attempt makes before it fails; Boot then retries the whole attempt
+// with backoff.
+const dhcpRounds = 3
+
 // configureNetwork finds the NIC with the boot MAC and configures it by
 // DHCP (the site's server), retrying and backing off; a NAK restarts the
 // exchange.
@@ -183,7 +208,7 @@ func configureNetwork(ctx context.Context, log *slog.Logger, mac net.HardwareAdd
 		netlink.LinkSetUp(lo)
 	}
 	backoff := time.Second
-	for attempt := 1; attempt <= 6; attempt++ {
+	for attempt := 1; attempt <= dhcpRounds; attempt++ {
 		results := dhclient.SendRequests(ctx, []netlink.Link{link}, true, false, dhclient.Config{Timeout: 5 * time.Second, Retries: 3}, 20*time.Second)
 		for r := range results {
 			if r.Err != nil {
@@ -199,7 +224,7 @@ func configureNetwork(ctx context.Context, log *slog.Logger, mac net.HardwareAdd
 		time.Sleep(backoff)
 		backoff *= 2
 	}
-	return "", fmt.Errorf("no DHCP lease on %s after 6 attempts", link.Attrs().Name)
+	return "", fmt.Errorf("no DHCP lease on %s after %d attempts (is the site DHCP server up?)", link.Attrs().Name, dhcpRounds)
 }
 
 // prepareCache returns where the image goes: the cache device, or a file

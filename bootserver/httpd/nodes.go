@@ -1,0 +1,307 @@
+package httpd
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"moobi/inventory"
+	"moobi/nodeapi"
+)
+
+// postEvent records a node's report about itself. Events for a MAC are
+// accepted only from the address that node boots with (see nodes.Bind), so
+// another host on the VLAN cannot rewrite a node's status.
+func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
+	mac, err := inventory.ParseMAC(r.PathValue("mac"))
+	if err != nil {
+		http.Error(w, "malformed MAC", http.StatusBadRequest)
+		return
+	}
+	h, _, ok := s.Inventory().Lookup(mac)
+	if !ok {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if !s.allowNode(w, r, h, "event") {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, nodeapi.MaxEventBytes)
+	e, err := nodeapi.DecodeEvent(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.Nodes.Report(mac, h.Name, e, ip)
+	log := s.Log.Info
+	if e.State == nodeapi.StateFailed {
+		log = s.Log.Warn
+	}
+	log("node event", "mac", mac.String(), "name", h.Name, "state", e.State, "reason", e.Reason, "message", e.Message,
+		"image", e.Image, "version", e.Version, "done", e.Done, "total", e.Total, "reused", e.Reused, "from_peers", e.FromPeers, "from_webseed", e.FromSeed)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// allowNode checks that the request comes from the address host boots
+// with in this boot (or binds it, if none is known yet), and answers 403
+// if not. It also applies the per-node rate limit.
+func (s *Server) allowNode(w http.ResponseWriter, r *http.Request, h *inventory.Host, what string) bool {
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if bound, ok := s.Nodes.Bind(h.MAC, h.Name, ip); !ok {
+		s.Log.Warn("node request refused: wrong address", "mac", h.MAC.String(), "name", h.Name, "what", what, "client", ip, "bound", bound)
+		http.Error(w, fmt.Sprintf("%s for %s is accepted only from the address it boots with", what, h.MAC), http.StatusForbidden)
+		return false
+	}
+	if !s.limits.allow(h.MAC.String()) {
+		s.Log.Warn("node request refused: rate limit", "mac", h.MAC.String(), "what", what, "client", ip)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		return false
+	}
+	return true
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, s.Nodes.List(s.Inventory()))
+}
+
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+	mac, err := inventory.ParseMAC(r.PathValue("mac"))
+	if err != nil {
+		http.Error(w, "malformed MAC", http.StatusBadRequest)
+		return
+	}
+	n, ok := s.Nodes.Get(s.Inventory(), mac)
+	if !ok {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, n)
+}
+
+// observe marks what a node fetched, by the address it fetched from.
+func (s *Server) observe(r *http.Request, state, what string) {
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if mac, name, ok := s.Nodes.ByAddress(ip); ok {
+		if m, err := net.ParseMAC(mac); err == nil {
+			s.Nodes.Seen(m, name, state, what, ip)
+		}
+	}
+}
+
+// ImageSwarm is one image's swarm as the dashboard shows it.
+type ImageSwarm struct {
+	Image    string `json:"image"`
+	Version  string `json:"version"` // the current version
+	InfoHash string `json:"infohash"`
+	Size     int64  `json:"size"`
+	// Live peers of the current version in the tracker, the appliance's own
+	// seeder apart.
+	Seeders  int `json:"seeders"`
+	Leechers int `json:"leechers"`
+	// ApplianceBytes is what the appliance uploaded of the image since it
+	// started (BitTorrent and web seed).
+	ApplianceBytes int64 `json:"appliance_bytes"`
+	// NodeBytes is what the nodes booting it downloaded in their current
+	// boot, as they reported; PeerBytes the part of it that did not come
+	// from the appliance, and Offload that part as a fraction.
+	NodeBytes int64   `json:"node_bytes"`
+	PeerBytes int64   `json:"peer_bytes"`
+	Offload   float64 `json:"offload"`
+	Nodes     int     `json:"nodes"`
+}
+
+// Swarms builds the swarm view of every image with a current version.
+func (s *Server) Swarms() ([]ImageSwarm, error) {
+	if s.Catalog == nil {
+		return []ImageSwarm{}, nil
+	}
+	imgs, err := s.Catalog.List()
+	if err != nil {
+		return nil, err
+	}
+	var uploaded map[string]int64
+	if s.Uploaded != nil {
+		uploaded = s.Uploaded()
+	}
+	got := map[string]int64{}
+	count := map[string]int{}
+	for _, n := range s.Nodes.List(s.Inventory()) {
+		if n.Image != "" {
+			got[n.Image] += n.FromPeers + n.FromSeed
+			count[n.Image]++
+		}
+	}
+	out := []ImageSwarm{}
+	for _, img := range imgs {
+		for _, m := range img.Versions {
+			if m.Version != img.Current {
+				continue
+			}
+			v := ImageSwarm{Image: img.Name, Version: m.Version, InfoHash: m.InfoHash, Size: m.Files["rootfs"].Size,
+				ApplianceBytes: uploaded[img.Name], NodeBytes: got[img.Name], Nodes: count[img.Name]}
+			if s.SwarmCounts != nil {
+				var ih [20]byte
+				if b, err := hex.DecodeString(m.InfoHash); err == nil && len(b) == 20 {
+					copy(ih[:], b)
+					v.Seeders, v.Leechers = s.SwarmCounts(ih)
+				}
+			}
+			v.PeerBytes = max(0, v.NodeBytes-v.ApplianceBytes)
+			if v.NodeBytes > 0 {
+				v.Offload = float64(v.PeerBytes) / float64(v.NodeBytes)
+			}
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) listSwarms(w http.ResponseWriter, r *http.Request) {
+	sw, err := s.Swarms()
+	if err != nil {
+		s.Log.Error("swarm view", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, sw)
+}
+
+// stream sends live updates as server-sent events: `hello` (the server's
+// time and sequence number), `nodes` (the MACs of every node listed, at the
+// start and after each inventory reload), a `node` event with a node's JSON
+// (as in /v1/nodes) each time one changes — every node after `nodes` — and
+// `swarm` with /v1/swarm's JSON every few seconds. A client needs nothing
+// else to start.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		s.Log.Error("live stream unsupported", "err", err)
+		return
+	}
+	send := func(event string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	var seen uint64
+	first := true
+	swarmTick := time.NewTicker(3 * time.Second)
+	defer swarmTick.Stop()
+	keepalive := time.NewTicker(25 * time.Second)
+	defer keepalive.Stop()
+	sendSwarm := func() error {
+		sw, err := s.Swarms()
+		if err != nil {
+			return nil // logged by the next /v1/swarm; keep streaming nodes
+		}
+		return send("swarm", sw)
+	}
+	// hello gives the server's clock (for ages) and tells the client how
+	// soon to reconnect.
+	fmt.Fprint(w, "retry: 2000\n")
+	if send("hello", map[string]any{"now": time.Now(), "seq": s.Nodes.Seq()}) != nil {
+		return
+	}
+	if sendSwarm() != nil {
+		return
+	}
+	var inv *inventory.Inventory
+	for {
+		changed := s.Nodes.Changed()
+		top := s.Nodes.Seq()
+		if cur := s.Inventory(); cur != inv {
+			// A reload may add, rename or remove hosts: send them all,
+			// then "nodes" with the full list of MACs so a client can drop
+			// the ones that are gone.
+			inv, first = cur, true
+		}
+		list := s.Nodes.List(inv)
+		if first {
+			macs := make([]string, len(list))
+			for i, n := range list {
+				macs[i] = n.MAC
+			}
+			if send("nodes", macs) != nil {
+				return
+			}
+		}
+		for _, n := range list {
+			if first || n.Seq > seen {
+				if send("node", n) != nil {
+					return
+				}
+			}
+		}
+		seen, first = top, false
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.closing:
+			return
+		case <-changed:
+			// Coalesce bursts (a rack reporting progress) into one pass.
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		case <-swarmTick.C:
+			if sendSwarm() != nil {
+				return
+			}
+		case <-keepalive.C:
+			rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+			rc.Flush()
+		}
+	}
+}
+
+// nodeLimits rate-limits each node's requests to its per-host endpoints:
+// a node posts a handful of events per boot and a progress report every
+// few seconds; anything much faster is a bug or an attack.
+type nodeLimits struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+func (l *nodeLimits) allow(mac string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]*rate.Limiter{}
+	}
+	lim := l.m[mac]
+	if lim == nil {
+		// Only hosts of the inventory get here, so the map stays bounded.
+		lim = rate.NewLimiter(rate.Limit(NodeRequestsPerSecond), NodeRequestBurst)
+		l.m[mac] = lim
+	}
+	return lim.Allow()
+}
+
+// Per-node request limits for events and boot configs.
+const (
+	NodeRequestsPerSecond = 5
+	NodeRequestBurst      = 30
+)

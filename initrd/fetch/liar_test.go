@@ -1,0 +1,79 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+
+	"moobi/images/piecestore"
+	"moobi/images/swarm"
+	"moobi/images/tracker"
+)
+
+// TestLyingPeer: the only peer in the swarm claims the whole image but
+// serves garbage (a corrupted copy it trusts without hashing). The node
+// finds every bad piece, drops what the liar sent, gets the image from the
+// web seed, and the image is right.
+func TestLyingPeer(t *testing.T) {
+	a := newFakeAppliance(t, 2<<20+333)
+	a.tracker = tracker.New(tracker.Options{Interval: time.Second, MinInterval: time.Second, Known: func([20]byte) bool { return true }})
+
+	// The liar: a real BitTorrent client seeding a corrupted copy.
+	bad := bytes.Clone(a.rootfs)
+	for i := 0; i < len(bad); i += 4096 {
+		bad[i] ^= 0x5a
+	}
+	badPath := filepath.Join(t.TempDir(), "rootfs")
+	if err := os.WriteFile(badPath, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := swarm.Config(0, slog.New(slog.DiscardHandler))
+	cfg.ListenHost = func(network string) string {
+		if network == "tcp6" || network == "udp6" {
+			return "::1"
+		}
+		return "127.0.0.1"
+	}
+	cfg.DisableIPv6 = true
+	liar, err := torrent.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liar.Close()
+	lt, _ := liar.AddTorrentOpt(torrent.AddTorrentOpts{
+		InfoHash:  a.mi.HashInfoBytes(),
+		InfoBytes: a.mi.InfoBytes,
+		Storage:   &piecestore.File{Path: badPath, ReadOnly: true, Trusted: true},
+	})
+	lt.AddTrackers([][]string{{a.srv.URL + "/announce"}})
+	lt.DownloadAll()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	o := opts(a, t.TempDir())
+	o.WebSeedAfter = 3 * time.Second
+	s, err := Fetch(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, _ := os.ReadFile(s.Path)
+	if !bytes.Equal(got, a.rootfs) {
+		t.Fatal("fetched image differs from the original")
+	}
+	st := lt.Stats()
+	sent := st.BytesWrittenData.Int64()
+	t.Logf("the liar sent %d bytes of garbage; the web seed served %d bytes", sent, s.Stats.FromSeed)
+	if sent == 0 {
+		t.Fatal("the liar sent nothing: the test did not exercise a lying peer")
+	}
+	if s.Stats.FromSeed < int64(len(a.rootfs))/2 {
+		t.Errorf("web seed served %d bytes; the good image must have come from it", s.Stats.FromSeed)
+	}
+}
