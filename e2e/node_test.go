@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sync/errgroup"
 
 	"moobi/lab"
@@ -19,18 +21,25 @@ import (
 var (
 	initrdOnce sync.Once
 	initrdPath string
+	signingKey string
 	initrdErr  error
 )
 
-// nodeInitrd builds the node initramfs once per test process, or takes it
-// from the cache when its sources have not changed.
-func nodeInitrd(t *testing.T, ctx context.Context, bin string) string {
+// nodeInitrd returns the node initramfs and the boot signing key it trusts
+// (shared through the test cache): appliances that boot it must sign with
+// that key (appliance.signing_key). Its base is built once per test
+// process, or taken from the cache when its sources have not changed.
+func nodeInitrd(t *testing.T, ctx context.Context, bin string) (initrd, key string) {
 	t.Helper()
 	initrdOnce.Do(func() {
 		src, _ := filepath.Abs("..")
+		cache := lab.TestCacheDir(t)
+		if signingKey, initrdErr = lab.SigningKey(cache); initrdErr != nil {
+			return
+		}
 		start := time.Now()
 		var built bool
-		initrdPath, built, initrdErr = lab.NodeInitrd(ctx, lab.TestCacheDir(t), bin, src)
+		initrdPath, built, initrdErr = lab.NodeInitrd(ctx, cache, bin, src, signingKey)
 		if initrdErr == nil && built {
 			st, _ := os.Stat(initrdPath)
 			t.Logf("node initramfs: %d bytes gzip'd, built in %.0fs", st.Size(), time.Since(start).Seconds())
@@ -39,7 +48,7 @@ func nodeInitrd(t *testing.T, ctx context.Context, bin string) string {
 	if initrdErr != nil {
 		t.Fatal(initrdErr)
 	}
-	return initrdPath
+	return initrdPath, signingKey
 }
 
 type rackNode struct {
@@ -50,23 +59,13 @@ type rackNode struct {
 // TestRackBootsImage: VMs (BIOS and UEFI) PXE-boot an image profile: the
 // node initramfs fetches a ≥64 MiB image over BitTorrent, verifies it,
 // pivots into it, and the image's own init prints the node's hostname. The
-// appliance uploads less than twice the image.
+// appliance uploads less than twice the image. Each node's timeline shows
+// every phase of its boot, the phase histograms count what the timelines
+// show, and the timelines survive an appliance restart.
 func TestRackBootsImage(t *testing.T) {
 	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs", lab.OVMFCode)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	bin := moobiBinary(t)
-	cache := lab.TestCacheDir(t)
-	kernel, err := lab.Kernel(ctx, cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	modules, err := lab.KernelModulesDir(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initrd := nodeInitrd(t, ctx, bin)
-	l := lab.NewForTest(t, ctx)
 	rack := []rackNode{
 		{"rack1-node01", "52:54:00:b0:00:01", lab.BIOS},
 		{"rack1-node02", "52:54:00:b0:00:02", lab.UEFI},
@@ -78,38 +77,17 @@ func TestRackBootsImage(t *testing.T) {
 		fmt.Sscan(n, &k)
 		rack = rack[:k]
 	}
-	var hosts strings.Builder
-	for _, n := range rack {
-		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: web\n", n.name, n.mac)
-	}
-	cfg := filepath.Join(l.Dir(), "hosts.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`appliance:
-  interface: br0
-  http_port: 8080
-  data_dir: %[1]s/data
-  ipxe_dir: /usr/lib/ipxe
-  node_initrd: %[2]s
-  # Under TCG the VMs' CPUs make slow peers next to a native appliance:
-  # cap the appliance's seeding as an operator would on a shared uplink.
-  seed_upload_mbit: 8
-profiles:
-  web:
-    image: web
-    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on moobi.reboot_after=5m
-hosts:
-%[3]s`, l.Dir(), initrd, hosts.String()))
-	image := filepath.Join(l.Dir(), "image.squashfs")
-	if err := lab.BuildBootImage(image, 64); err != nil {
-		t.Fatal(err)
-	}
-	st, _ := os.Stat(image)
-	if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules).CombinedOutput(); err != nil {
-		t.Fatalf("image add: %v\n%s", err, out)
-	}
-	app := startAppliance(t, ctx, l, bin, cfg)
-	if err := app.WaitLog(ctx, time.Minute, func(e lab.LogEntry) bool { return e.Msg == "seeding" }); err != nil {
-		t.Fatal(err)
-	}
+	late := rackNode{"rack1-late", "52:54:00:b0:00:99", lab.BIOS} // fetched with `moobi node fetch`
+	r := newVMRack(t, ctx, vmRackOptions{
+		hosts:    append(append([]rackNode{}, rack...), late),
+		imageMiB: 64,
+		cmdline:  "moobi.reboot_after=5m",
+		// Under TCG the VMs' CPUs make slow peers next to a native
+		// appliance: cap the appliance's seeding as an operator would on a
+		// shared uplink.
+		appliance: "seed_upload_mbit: 8",
+	})
+	l, app := r.l, r.app
 	start := time.Now()
 	var g errgroup.Group
 	for _, n := range rack {
@@ -130,20 +108,21 @@ hosts:
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := curl(ctx, l, "http://"+lab.ApplianceAddr+":8080/metrics")
+	metrics, err := curl(ctx, l, r.url("/metrics"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	bt := max(0, metricValue(metrics, `moobi_swarm_uploaded_bytes_total{image="web",protocol="bittorrent"}`))
 	web := max(0, metricValue(metrics, `moobi_swarm_uploaded_bytes_total{image="web",protocol="http"}`))
 	t.Logf("%d nodes booted a %d-byte image in %.1fs; the appliance uploaded %.0f bytes (%.2f× the image, %.0f over HTTP)",
-		len(rack), st.Size(), time.Since(start).Seconds(), bt+web, (bt+web)/float64(st.Size()), web)
-	if bt+web >= 2*float64(st.Size()) {
+		len(rack), r.size, time.Since(start).Seconds(), bt+web, (bt+web)/float64(r.size), web)
+	if bt+web >= 2*float64(r.size) {
 		t.Fatalf("the appliance uploaded %.0f bytes, twice the image or more", bt+web)
 	}
 	if running := metricValue(metrics, `moobi_nodes{state="running"}`); running != float64(len(rack)) {
 		t.Errorf("moobi_nodes{state=\"running\"} = %v, want %d", running, len(rack))
 	}
+	timelines := checkTimelines(t, ctx, r, rack, metrics)
 
 	// A node that comes later is served by the running nodes' seeders
 	// (started before their pivot): it gets more over BitTorrent than the
@@ -153,18 +132,124 @@ hosts:
 		t.Fatal(err)
 	}
 	run(t, ctx, "ip", "-n", ns, "addr", "add", "10.99.0.50/24", "dev", "eth0")
-	il := &imageLab{l: l, app: app, bin: bin, cfg: cfg, size: st.Size()}
-	r := il.fetchAll(t, ctx, []string{ns}, []string{rack[0].mac}, "--webseed-after", "1h")[0]
-	if r.err != nil {
-		t.Fatal(r.err)
+	il := &imageLab{l: l, app: app, bin: r.bin, cfg: r.cfg, size: r.size, pubkey: r.key}
+	res := il.fetchAll(t, ctx, []string{ns}, []string{late.mac}, "--webseed-after", "1h")[0]
+	if res.err != nil {
+		t.Fatal(res.err)
 	}
-	after, _ := curl(ctx, l, "http://"+lab.ApplianceAddr+":8080/metrics")
+	after, _ := curl(ctx, l, r.url("/metrics"))
 	delta := max(0, metricValue(after, `moobi_swarm_uploaded_bytes_total{image="web",protocol="bittorrent"}`)) - bt
-	fromNodes := float64(r.fromPeers) - delta
-	t.Logf("late node: %d bytes over BitTorrent, %.0f of them from the appliance, %.0f from running nodes", r.fromPeers, delta, fromNodes)
+	fromNodes := float64(res.fromPeers) - delta
+	t.Logf("late node: %d bytes over BitTorrent, %.0f of them from the appliance, %.0f from running nodes", res.fromPeers, delta, fromNodes)
 	if fromNodes <= 0 {
 		t.Fatal("the running nodes served nothing: their seeders did not survive the pivot")
 	}
+
+	// The timelines survive a restart of the appliance.
+	il.restart(t, ctx)
+	nodes := getNodes(t, ctx, r)
+	for _, n := range rack {
+		if diff := cmp.Diff(timelines[n.mac], settled(nodes[n.mac].Phases)); diff != "" {
+			t.Errorf("%s: timeline after a restart differs (-before +after):\n%s", n.name, diff)
+		}
+	}
+}
+
+// nodeView is what the tests read of /v1/nodes.
+type nodeView struct {
+	Name    string      `json:"name"`
+	MAC     string      `json:"mac"`
+	State   string      `json:"state"`
+	Address string      `json:"address"`
+	Done    int64       `json:"done"`
+	Total   int64       `json:"total"`
+	Phases  []phaseView `json:"phases"`
+}
+
+type phaseView struct {
+	State   string    `json:"state"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Seconds float64   `json:"seconds"`
+}
+
+// settled returns the phases with the open one's running duration zeroed.
+func settled(ps []phaseView) []phaseView {
+	ps = append([]phaseView(nil), ps...)
+	if k := len(ps) - 1; k >= 0 && ps[k].End.IsZero() {
+		ps[k].Seconds = 0
+	}
+	return ps
+}
+
+func getNodes(t *testing.T, ctx context.Context, r *vmRack) map[string]nodeView {
+	t.Helper()
+	out, err := curl(ctx, r.l, r.url("/v1/nodes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []nodeView
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("/v1/nodes: %v\n%s", err, out)
+	}
+	m := map[string]nodeView{}
+	for _, n := range list {
+		m[n.MAC] = n
+	}
+	return m
+}
+
+// checkTimelines checks that each node's timeline went through every boot
+// phase in order, and that the phase histograms count exactly the phases
+// the timelines closed. It returns the timelines (with the open running
+// phase's duration zeroed) by MAC.
+func checkTimelines(t *testing.T, ctx context.Context, r *vmRack, rack []rackNode, metrics string) map[string][]phaseView {
+	t.Helper()
+	nodes := getNodes(t, ctx, r)
+	want := []string{"dhcp", "firmware", "kernel", "fetching", "verified", "running"}
+	closed := map[string]int{}
+	out := map[string][]phaseView{}
+	for _, n := range rack {
+		v := nodes[n.mac]
+		var got []string
+		for i, p := range v.Phases {
+			got = append(got, p.State)
+			if !p.End.IsZero() {
+				closed[p.State]++
+				if p.End.Before(p.Start) || (i+1 < len(v.Phases) && !v.Phases[i+1].Start.Equal(p.End)) {
+					t.Errorf("%s: phase %s ends at %v, next starts at %v", n.name, p.State, p.End, v.Phases[i+1].Start)
+				}
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: timeline phases (-want +got):\n%s", n.name, diff)
+		}
+		var line []string
+		for _, p := range v.Phases {
+			line = append(line, fmt.Sprintf("%s %.1fs", p.State, p.Seconds))
+		}
+		t.Logf("%s (%s, %s): %s", n.name, n.fw, v.Address, strings.Join(line, " → "))
+		out[n.mac] = settled(v.Phases)
+	}
+	for _, phase := range want[:len(want)-1] {
+		if got := metricValue(metrics, `moobi_boot_phase_seconds_count{phase="`+phase+`"}`); got != float64(closed[phase]) {
+			t.Errorf("moobi_boot_phase_seconds_count{phase=%q} = %v, the timelines closed %d", phase, got, closed[phase])
+		}
+	}
+	if got := metricValue(metrics, `moobi_boot_seconds_count`); got != float64(len(rack)) {
+		t.Errorf("moobi_boot_seconds_count = %v, want %d", got, len(rack))
+	}
+	// UEFI firmware loads iPXE over TFTP; qemu's BIOS boot ROM is iPXE.
+	uefi := 0
+	for _, n := range rack {
+		if n.fw == lab.UEFI {
+			uefi++
+		}
+	}
+	if got := metricValue(metrics, `moobi_tftp_transfers_total{result="ok"}`); got < float64(uefi) {
+		t.Errorf("moobi_tftp_transfers_total{result=\"ok\"} = %v, want at least one per UEFI node (%d)", got, uefi)
+	}
+	return out
 }
 
 // bootOnce powers on a VM and waits for its image's init; it returns the
@@ -194,65 +279,39 @@ func bootOnce(t *testing.T, ctx context.Context, l *lab.Lab, app *lab.Appliance,
 	return ev
 }
 
-// TestCacheDisk: a node with a cache disk downloads its image once; after
-// a reboot it reuses the cache (at most 5% downloaded); after a new version
+// TestCacheDisk: a node with a cache disk whose first download is cut by a
+// power-off resumes from its cache; after a reboot it reuses the cache (at
+// most 5% downloaded); after a new version
 // that changes one file it downloads only part; bytes flipped on the cache
 // disk are found and fetched again.
 func TestCacheDisk(t *testing.T) {
 	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs")
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	bin := moobiBinary(t)
-	cache := lab.TestCacheDir(t)
-	kernel, err := lab.Kernel(ctx, cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	modules, err := lab.KernelModulesDir(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initrd := nodeInitrd(t, ctx, bin)
-	l := lab.NewForTest(t, ctx)
 	node := rackNode{"cached-node", "52:54:00:ca:00:01", lab.BIOS}
-	cfg := filepath.Join(l.Dir(), "hosts.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`appliance:
-  interface: br0
-  http_port: 8080
-  data_dir: %[1]s/data
-  ipxe_dir: /usr/lib/ipxe
-  node_initrd: %[2]s
-profiles:
-  web:
-    image: web
-    cache: /dev/vda
-    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on
-hosts:
-  %[3]s:
-    mac: %[4]s
-    profile: web
-`, l.Dir(), initrd, node.name, node.mac))
-	image := filepath.Join(l.Dir(), "image.squashfs")
-	if err := lab.BuildBootImage(image, 32); err != nil {
-		t.Fatal(err)
-	}
-	publish := func(img string) {
-		if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", img, "--modules", modules).CombinedOutput(); err != nil {
-			t.Fatalf("image add: %v\n%s", err, out)
-		}
-	}
-	publish(image)
+	r := newVMRack(t, ctx, vmRackOptions{hosts: []rackNode{node}, imageMiB: 32, profile: "cache: /dev/vda",
+		// Slow enough (about 1 MB/s) to power the first boot off mid-download.
+		appliance: "seed_upload_mbit: 8"})
+	l, app, image := r.l, r.app, r.image
 	disk := filepath.Join(l.Dir(), "cache.img")
 	if err := os.WriteFile(disk, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	os.Truncate(disk, 128<<20)
-	app := startAppliance(t, ctx, l, bin, cfg)
 
+	// The first boot is killed (power cut) in the middle of its download;
+	// the next one resumes from what reached the cache disk.
+	vm, err := l.StartVM(ctx, lab.VMOptions{Name: node.name, MAC: node.mac, Firmware: node.fw, MemoryMB: 768, DiskPath: disk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killedAt := waitProgress(t, ctx, r, node.mac, 0.25, 8*time.Minute)
+	vm.Stop()
+	t.Logf("first boot killed with %d of %d bytes downloaded", killedAt.Done, killedAt.Total)
 	first := bootOnce(t, ctx, l, app, node, disk)
-	t.Logf("first boot: %d bytes, reused %d, downloaded %d", first.Total, first.Reused, first.Total-first.Reused)
-	if first.Reused != 0 {
-		t.Fatalf("first boot reused %d bytes of an empty disk", first.Reused)
+	t.Logf("after the kill: %d bytes, reused %d, downloaded %d", first.Total, first.Reused, first.Total-first.Reused)
+	if first.Reused == 0 || first.Reused >= first.Total {
+		t.Fatalf("the boot after a killed download reused %d of %d bytes; want what the killed boot had fetched", first.Reused, first.Total)
 	}
 
 	second := bootOnce(t, ctx, l, app, node, disk)
@@ -272,7 +331,7 @@ hosts:
 	if out, err := exec.Command("mksquashfs", root, image2, "-noappend", "-all-root", "-quiet", "-noD").CombinedOutput(); err != nil {
 		t.Fatalf("mksquashfs: %v\n%s", err, out)
 	}
-	publish(image2)
+	r.publish(t, ctx, image2)
 	third := bootOnce(t, ctx, l, app, node, disk)
 	got = third.Total - third.Reused
 	t.Logf("new version %s with one file changed: reused %d of %d bytes, downloaded %d (%.2f%%)", third.Version, third.Reused, third.Total, got, 100*float64(got)/float64(third.Total))
@@ -296,55 +355,23 @@ hosts:
 }
 
 // TestNodeFailures: a node whose cache device is missing says so on its
-// console and in a failed event, retries; when the appliance then goes
-// away it says that too; after moobi.reboot_after it reboots. It never
-// pivots into an image.
+// console and in a failed event, retries; a node whose site DHCP server
+// stops answering after it loaded its kernel says so on its console; when
+// the appliance then goes away the first node says that too, and after
+// moobi.reboot_after it reboots. Neither pivots into an image.
 func TestNodeFailures(t *testing.T) {
 	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	bin := moobiBinary(t)
-	cache := lab.TestCacheDir(t)
-	kernel, err := lab.Kernel(ctx, cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	modules, err := lab.KernelModulesDir(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initrd := nodeInitrd(t, ctx, bin)
-	l := lab.NewForTest(t, ctx)
 	node := rackNode{"broken-node", "52:54:00:fa:00:01", lab.BIOS}
-	cfg := filepath.Join(l.Dir(), "hosts.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`appliance:
-  interface: br0
-  http_port: 8080
-  data_dir: %[1]s/data
-  ipxe_dir: /usr/lib/ipxe
-  node_initrd: %[2]s
-profiles:
-  web:
-    image: web
-    cache: /dev/vda
-    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on moobi.reboot_after=60s
-hosts:
-  %[3]s:
-    mac: %[4]s
-    profile: web
-`, l.Dir(), initrd, node.name, node.mac))
-	image := filepath.Join(l.Dir(), "image.squashfs")
-	if err := lab.BuildBootImage(image, 1); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules).CombinedOutput(); err != nil {
-		t.Fatalf("image add: %v\n%s", err, out)
-	}
-	app, err := l.StartAppliance(ctx, bin, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Stop()
+	noDHCP := rackNode{"nodhcp-node", "52:54:00:fa:00:02", lab.BIOS}
+	r := newVMRack(t, ctx, vmRackOptions{
+		hosts:    []rackNode{node, noDHCP},
+		imageMiB: 1,
+		profile:  "cache: /dev/vda",
+		cmdline:  "moobi.reboot_after=60s",
+	})
+	l, app := r.l, r.app
 	vm, err := l.StartVM(ctx, lab.VMOptions{Name: node.name, MAC: node.mac, Firmware: node.fw, MemoryMB: 512}) // no disk
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +387,7 @@ hosts:
 	}); err != nil {
 		t.Fatalf("no failed event with the reason: %v", err)
 	}
-	out, _ := curl(ctx, l, "http://"+lab.ApplianceAddr+":8080/v1/nodes/"+node.mac)
+	out, _ := curl(ctx, l, r.url("/v1/nodes/"+node.mac))
 	if !strings.Contains(out, `"state": "failed"`) || !strings.Contains(out, "cache device /dev/vda") {
 		t.Fatalf("/v1/nodes/MAC does not show the failure:\n%s", out)
 	}
@@ -383,4 +410,89 @@ hosts:
 		t.Fatalf("console:\n%s", lab.Tail(c, 20))
 	}
 	t.Logf("console:\n%s", lab.Tail(c, 8))
+
+	// The appliance comes back, still showing the failure it was told of.
+	r.app = startAppliance(t, ctx, l, r.bin, r.cfg)
+	if n := getNodes(t, ctx, r)[node.mac]; n.State != "failed" {
+		t.Errorf("after a restart %s is %q, want failed", node.name, n.State)
+	}
+
+	// The site DHCP server dies once the second node's firmware has loaded
+	// its kernel: the node client's own DHCP gets no lease. It cannot tell
+	// the appliance, which shows the last thing it saw (the kernel fetch).
+	vm2, err := l.StartVM(ctx, lab.VMOptions{Name: noDHCP.name, MAC: noDHCP.mac, Firmware: noDHCP.fw, MemoryMB: 512, DiskPath: emptyDisk(t, l)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm2.Stop()
+	waitNodeState(t, ctx, r, noDHCP.mac, "kernel", 4*time.Minute)
+	if err := l.StopSiteDHCP(); err != nil {
+		t.Fatal(err)
+	}
+	w2ctx, w2cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer w2cancel()
+	if err := vm2.WaitConsole(w2ctx, "MOOBI: boot failed: no DHCP lease on"); err != nil {
+		t.Fatalf("%v\n%s", err, lab.Tail(vm2.Console(), 30))
+	}
+	if n := getNodes(t, ctx, r)[noDHCP.mac]; n.State != "kernel" {
+		t.Errorf("%s: state %q, want kernel (the last thing the appliance saw)", noDHCP.name, n.State)
+	}
+	t.Logf("%s console:\n%s", noDHCP.name, lab.Tail(vm2.Console(), 4))
+	if strings.Contains(vm2.Console(), lab.ImageMarker) {
+		t.Fatalf("%s pivoted without a network", noDHCP.name)
+	}
+}
+
+// waitNodeState polls /v1/nodes until the node with mac is in state.
+func waitNodeState(t *testing.T, ctx context.Context, r *vmRack, mac, state string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n := getNodes(t, ctx, r)[mac]
+		if n.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %q after %v, want %q", mac, n.State, timeout, state)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// waitProgress polls /v1/nodes until the node with mac reports at least
+// fraction of its image downloaded.
+func waitProgress(t *testing.T, ctx context.Context, r *vmRack, mac string, fraction float64, timeout time.Duration) nodeView {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n := getNodes(t, ctx, r)[mac]
+		if n.State == "fetching" && n.Total > 0 && float64(n.Done) >= fraction*float64(n.Total) {
+			return n
+		}
+		if n.State == "verified" || n.State == "running" || time.Now().After(deadline) {
+			t.Fatalf("%s is %s with %d of %d bytes: never caught mid-download", mac, n.State, n.Done, n.Total)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// emptyDisk returns a fresh 64 MiB cache disk image.
+func emptyDisk(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	disk := filepath.Join(l.Dir(), fmt.Sprintf("disk-%d.img", time.Now().UnixNano()))
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	return disk
 }

@@ -79,3 +79,19 @@ func (l *Lab) WaitSiteLease(ctx context.Context, mac string) (string, error) {
 	err := waitMatch(ctx, l.SiteDHCPLogPath(), match, fmt.Sprintf("DHCPACK for %s", mac), "site dnsmasq", p)
 	return ip, err
 }
+
+// StopSiteDHCP stops the site DHCP server, as when it fails: clients get
+// no lease until StartSiteDHCP runs again. Close stops it too.
+func (l *Lab) StopSiteDHCP() error {
+	l.mu.Lock()
+	p := l.site
+	l.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("site DHCP server not running")
+	}
+	p.kill()
+	if !p.waitTimeout(10 * time.Second) {
+		return fmt.Errorf("site dnsmasq did not exit")
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"moobi/lab"
+)
+
+// vmRack is a lab whose appliance boots the hosts of one image profile,
+// "web", on VMs: the setup the node tests share.
+type vmRack struct {
+	l                    *lab.Lab
+	app                  *lab.Appliance
+	bin, cfg             string
+	kernel, modules, key string
+	image                string // the first image published
+	size                 int64  // its size
+}
+
+type vmRackOptions struct {
+	hosts    []rackNode
+	imageMiB int
+	// profile lines of "web" besides image and cmdline (e.g. "cache: /dev/vda").
+	profile string
+	// cmdline is appended to the web profile's kernel command line.
+	cmdline string
+	// appliance lines besides the basics (e.g. "seed_upload_mbit: 8").
+	appliance string
+	// initrd, if set, replaces the node initramfs of nodeInitrd.
+	initrd string
+}
+
+// newVMRack builds the image, publishes it and starts the appliance (and
+// waits until it seeds the image).
+func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
+	t.Helper()
+	r := &vmRack{bin: moobiBinary(t)}
+	cache := lab.TestCacheDir(t)
+	var err error
+	if r.kernel, err = lab.Kernel(ctx, cache); err != nil {
+		t.Fatal(err)
+	}
+	if r.modules, err = lab.KernelModulesDir(cache); err != nil {
+		t.Fatal(err)
+	}
+	initrd, key := nodeInitrd(t, ctx, r.bin)
+	if o.initrd != "" {
+		initrd = o.initrd
+	}
+	r.key = key
+	r.l = lab.NewForTest(t, ctx)
+	var hosts strings.Builder
+	for _, n := range o.hosts {
+		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: web\n", n.name, n.mac)
+	}
+	// indent puts each line of s under a YAML mapping at the given depth.
+	indent := func(s, pad string) string {
+		var b strings.Builder
+		for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+			if line != "" {
+				b.WriteString(pad + strings.TrimSpace(line) + "\n")
+			}
+		}
+		return b.String()
+	}
+	r.cfg = filepath.Join(r.l.Dir(), "hosts.yaml")
+	writeFile(t, r.cfg, fmt.Sprintf(`appliance:
+  interface: br0
+  http_port: 8080
+  data_dir: %s/data
+  ipxe_dir: /usr/lib/ipxe
+  node_initrd: %s
+  signing_key: %s
+%sprofiles:
+  web:
+    image: web
+    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on %s
+%shosts:
+%s`, r.l.Dir(), initrd, key, indent(o.appliance, "  "), o.cmdline, indent(o.profile, "    "), hosts.String()))
+	r.image = filepath.Join(r.l.Dir(), "image.squashfs")
+	if err := lab.BuildBootImage(r.image, o.imageMiB); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(r.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.size = st.Size()
+	r.publish(t, ctx, r.image)
+	r.app = startAppliance(t, ctx, r.l, r.bin, r.cfg)
+	if err := r.app.WaitLog(ctx, time.Minute, func(e lab.LogEntry) bool { return e.Msg == "seeding" }); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// publish adds a version of the web image made of rootfs.
+func (r *vmRack) publish(t *testing.T, ctx context.Context, rootfs string) {
+	t.Helper()
+	if out, err := exec.CommandContext(ctx, r.bin, "image", "add", "--config", r.cfg, "--name", "web",
+		"--kernel", r.kernel, "--rootfs", rootfs, "--modules", r.modules).CombinedOutput(); err != nil {
+		t.Fatalf("image add: %v\n%s", err, out)
+	}
+}
+
+// url is the appliance's HTTP root as the lab reaches it.
+func (r *vmRack) url(path string) string { return "http://" + lab.ApplianceAddr + ":8080" + path }
