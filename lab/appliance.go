@@ -28,6 +28,9 @@ func (l *Lab) StartAppliance(ctx context.Context, bin, cfg string) (*Appliance, 
 		return nil, err
 	}
 	// Not tied to ctx: Stop ends it with SIGINT, as an operator would.
+	// The log file is shared by every appliance started in this lab: only
+	// lines of this run count.
+	started := time.Now()
 	cmd := l.Command(context.Background(), bin, "serve", "--config", cfg, "--log-level", "debug", "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -36,7 +39,7 @@ func (l *Lab) StartAppliance(ctx context.Context, bin, cfg string) (*Appliance, 
 	}
 	a := &Appliance{cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() { cmd.Wait(); logf.Close(); close(a.done) }()
-	if err := a.WaitLog(ctx, 30*time.Second, func(e LogEntry) bool { return e.Msg == "appliance serving" }); err != nil {
+	if err := a.WaitLog(ctx, 30*time.Second, func(e LogEntry) bool { return e.Msg == "appliance serving" && !e.Time.Before(started) }); err != nil {
 		a.Stop()
 		return nil, fmt.Errorf("moobi serve did not start: %w\n%s", err, a.Log())
 	}

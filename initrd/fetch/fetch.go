@@ -209,7 +209,9 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 func (s *Session) wait(ctx context.Context, seedBytes *atomic.Int64) error {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	lastDone, lastChange, lastReport := s.t.BytesCompleted(), time.Now(), time.Now()
+	// Progress is counted in verified pieces: bytes of pieces that then
+	// fail their hash (a lying peer, a corrupt web seed) are no progress.
+	lastDone, lastChange, lastReport := s.t.Stats().PiecesComplete, time.Now(), time.Now()
 	webSeed := false
 	for {
 		select {
@@ -219,12 +221,12 @@ func (s *Session) wait(ctx context.Context, seedBytes *atomic.Int64) error {
 			return fmt.Errorf("download interrupted at %d of %d bytes: %w", s.t.BytesCompleted(), s.t.Length(), ctx.Err())
 		case <-tick.C:
 		}
-		done := s.t.BytesCompleted()
-		if done != lastDone {
+		if done := s.t.Stats().PiecesComplete; done != lastDone {
 			lastDone, lastChange = done, time.Now()
 		}
+		done := s.t.BytesCompleted()
 		if webSeed && time.Since(lastChange) >= s.o.WebSeedAfter+s.o.StallTimeout {
-			return fmt.Errorf("download stalled at %d of %d bytes: no peer and no web seed sent anything for %v",
+			return fmt.Errorf("download stalled at %d of %d bytes: no peer and no web seed sent a valid piece for %v",
 				done, s.t.Length(), time.Since(lastChange).Round(time.Second))
 		}
 		if !webSeed && time.Since(lastChange) >= s.o.WebSeedAfter {
