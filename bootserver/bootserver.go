@@ -335,11 +335,7 @@ func (o *observer) TFTPTransfer(ip net.IP, file string, r tftpd.Result) {
 	if r != tftpd.ResultOK {
 		return
 	}
-	if mac, name, ok := o.nodes.ByAddress(ip.String()); ok {
-		if m, err := net.ParseMAC(mac); err == nil {
-			o.nodes.Seen(m, name, nodeapi.StateFirmware, "TFTP: "+file, "")
-		}
-	}
+	o.nodes.SeenAt(ip.String(), nodeapi.StateFirmware, "TFTP: "+file)
 }
 
 // DHCPAddress records the address a node the inventory boots asked the

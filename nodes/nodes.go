@@ -221,8 +221,26 @@ func (n *Node) log(e Entry) {
 func (r *Registry) Seen(mac net.HardwareAddr, name, state, what, addr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.seen(r.node(mac, name), state, what, addr)
+}
+
+// SeenAt is Seen for a service that knows only the client's address (a
+// TFTP or HTTP fetch): it records it for the node at addr (see ByAddress),
+// and reports whether there was one.
+func (r *Registry) SeenAt(addr, state, what string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.byAddress(addr)
+	if n == nil {
+		return false
+	}
+	r.seen(n, state, what, "")
+	return true
+}
+
+// seen records a boot service's observation of n. r.mu is held.
+func (r *Registry) seen(n *Node, state, what, addr string) {
 	now := r.now()
-	n := r.node(mac, name)
 	changed := r.enter(n, state, now)
 	if changed || n.LastEvent != what {
 		n.log(Entry{Time: now, Source: "appliance", State: state, Message: what})
@@ -385,16 +403,21 @@ func (r *Registry) Counts(inv *inventory.Inventory) map[string]int {
 func (r *Registry) ByAddress(addr string) (mac, name string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// The most recently updated node wins: another node may still hold
-	// the address from an older lease.
+	if n := r.byAddress(addr); n != nil {
+		return n.MAC, n.Name, true
+	}
+	return "", "", false
+}
+
+// byAddress returns the node at addr: the most recently updated one, as
+// another node may still hold the address from an older lease. r.mu is
+// held.
+func (r *Registry) byAddress(addr string) *Node {
 	var best *Node
 	for _, n := range r.nodes {
 		if n.Address == addr && (best == nil || n.Updated.After(best.Updated)) {
 			best = n
 		}
 	}
-	if best == nil {
-		return "", "", false
-	}
-	return best.MAC, best.Name, true
+	return best
 }

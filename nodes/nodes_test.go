@@ -321,3 +321,19 @@ func TestRegistryBounded(t *testing.T) {
 		t.Fatal("the newest node was forgotten")
 	}
 }
+
+func TestSeenAt(t *testing.T) {
+	r, c, _ := newTestRegistry()
+	if r.SeenAt("10.0.0.5", nodeapi.StateKernel, "fetched the kernel") {
+		t.Fatal("SeenAt recorded a node at an address nobody holds")
+	}
+	r.Seen(mac1, "n1", nodeapi.StateFirmware, "iPXE fetched its boot script", "10.0.0.5")
+	c.add(time.Second)
+	if !r.SeenAt("10.0.0.5", nodeapi.StateKernel, "fetched the kernel") {
+		t.Fatal("SeenAt did not find the node at its address")
+	}
+	n, _ := r.Get(&inventory.Inventory{}, mac1)
+	if n.State != nodeapi.StateKernel || n.LastEvent != "fetched the kernel" || n.Address != "10.0.0.5" || n.Name != "n1" {
+		t.Errorf("node = %+v", n)
+	}
+}

@@ -89,11 +89,7 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
 // observe marks what a node fetched, by the address it fetched from.
 func (s *Server) observe(r *http.Request, state, what string) {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if mac, name, ok := s.Nodes.ByAddress(ip); ok {
-		if m, err := net.ParseMAC(mac); err == nil {
-			s.Nodes.Seen(m, name, state, what, ip)
-		}
-	}
+	s.Nodes.SeenAt(ip, state, what)
 }
 
 // ImageSwarm is one image's swarm as the dashboard shows it.
