@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"moobi/lab"
 )
 
 // The bench network: two namespaces joined by one veth pair. Nothing is
@@ -72,10 +74,10 @@ func (n *network) Close() error {
 	var errs []error
 	for i := len(n.created) - 1; i >= 0; i-- {
 		ns := n.created[i]
-		if err := killNetns(ctx, ns); err != nil {
+		if err := lab.KillNetnsProcesses(ctx, ns); err != nil {
 			errs = append(errs, err)
 		}
-		if err := deleteNetns(ctx, ns); err != nil {
+		if err := lab.DeleteNetns(ctx, ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -89,66 +91,6 @@ func ipCmd(ctx context.Context, args ...string) error {
 		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
-}
-
-func deleteNetns(ctx context.Context, ns string) error {
-	out, err := exec.CommandContext(ctx, mustLook("ip"), "netns", "del", ns).CombinedOutput()
-	if err != nil && !bytes.Contains(out, []byte("No such file")) {
-		return fmt.Errorf("ip netns del %s: %w: %s", ns, err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// killNetns SIGKILLs every process in namespace ns (and every `ip netns
-// exec ns` about to enter it) until none is left.
-func killNetns(ctx context.Context, ns string) error {
-	for {
-		pids := netnsPids(ns)
-		if len(pids) == 0 {
-			return nil
-		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("processes %v in namespace %s survive", pids, ns)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// netnsPids lists the live processes in namespace ns.
-func netnsPids(ns string) []int {
-	var nsSt syscall.Stat_t
-	haveNS := syscall.Stat(filepath.Join("/run/netns", ns), &nsSt) == nil
-	ents, _ := os.ReadDir("/proc")
-	self := os.Getpid()
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		dir := filepath.Join("/proc", e.Name())
-		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
-		if err != nil {
-			continue
-		}
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
-			continue
-		}
-		var st syscall.Stat_t
-		if haveNS && syscall.Stat(filepath.Join(dir, "ns", "net"), &st) == nil && st.Ino == nsSt.Ino && st.Dev == nsSt.Dev {
-			pids = append(pids, pid)
-			continue
-		}
-		if cl, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil &&
-			bytes.Contains(cl, []byte("\x00netns\x00exec\x00"+ns+"\x00")) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // cleanupStale deletes moobi-bench-PID-* namespaces of bench runs whose
@@ -172,8 +114,8 @@ func cleanupStale(ctx context.Context) {
 		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
 			continue // its run is still going
 		}
-		killNetns(ctx, f[0])
-		if deleteNetns(ctx, f[0]) == nil {
+		lab.KillNetnsProcesses(ctx, f[0])
+		if lab.DeleteNetns(ctx, f[0]) == nil {
 			fmt.Fprintf(os.Stderr, "bench: deleted namespace %s left by an earlier run\n", f[0])
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"moobi/lab"
 )
 
 // Ports the servers listen on in the server namespace.
@@ -136,8 +138,8 @@ type server struct {
 // alone (two proxy DHCP servers can share port 67 with SO_REUSEADDR, and
 // both would answer).
 func ensureAlone(ctx context.Context, ns string) error {
-	if pids := netnsPids(ns); len(pids) > 0 {
-		if err := killNetns(ctx, ns); err != nil {
+	if pids := lab.NetnsPids(ns); len(pids) > 0 {
+		if err := lab.KillNetnsProcesses(ctx, ns); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "bench: killed leftover processes %v in %s\n", pids, ns)

@@ -158,7 +158,7 @@ func (l *Lab) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, ns := range nss {
-		if err := killNetnsPids(ctx, ns); err != nil {
+		if err := KillNetnsProcesses(ctx, ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -175,7 +175,7 @@ func (l *Lab) Close() error {
 		l.ip(ctx, "-n", l.appNS, "link", "del", tap)
 	}
 	for i := len(nss) - 1; i >= 0; i-- {
-		if err := deleteNetns(ctx, nss[i]); err != nil {
+		if err := DeleteNetns(ctx, nss[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}

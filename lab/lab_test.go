@@ -183,7 +183,7 @@ func TestCleanupStale(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", stale).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
-	defer deleteNetns(context.Background(), stale)
+	defer DeleteNetns(context.Background(), stale)
 	sleeper := NetnsCommand(ctx, stale, BusyboxPath, "sleep", "600")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)

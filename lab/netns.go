@@ -149,14 +149,14 @@ func ListNetns(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// killNetnsPids SIGKILLs every process inside namespace ns, and every
+// KillNetnsProcesses SIGKILLs every process inside namespace ns, and every
 // `ip netns exec ns ...` that has not switched to it yet, repeating until
 // none is left (children of killed processes included) or ctx ends.
-func killNetnsPids(ctx context.Context, ns string) error {
+func KillNetnsProcesses(ctx context.Context, ns string) error {
 	t := time.NewTicker(pollInterval / 2)
 	defer t.Stop()
 	for {
-		pids := netnsPids(ns)
+		pids := NetnsPids(ns)
 		if len(pids) == 0 {
 			return nil
 		}
@@ -171,9 +171,9 @@ func killNetnsPids(ctx context.Context, ns string) error {
 	}
 }
 
-// netnsPids lists the live (non-zombie) processes in namespace ns or about
+// NetnsPids lists the live (non-zombie) processes in namespace ns or about
 // to enter it via `ip netns exec ns`.
-func netnsPids(ns string) []int {
+func NetnsPids(ns string) []int {
 	var nsSt syscall.Stat_t
 	haveNS := syscall.Stat(filepath.Join("/run/netns", ns), &nsSt) == nil
 	ents, _ := os.ReadDir("/proc")
@@ -208,8 +208,8 @@ func isZombie(stat []byte) bool {
 	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
 }
 
-// deleteNetns deletes namespace ns; a missing namespace is not an error.
-func deleteNetns(ctx context.Context, ns string) error {
+// DeleteNetns deletes namespace ns; a missing namespace is not an error.
+func DeleteNetns(ctx context.Context, ns string) error {
 	out, err := exec.CommandContext(ctx, "ip", "netns", "del", ns).CombinedOutput()
 	if err != nil && !bytes.Contains(out, []byte("No such file")) {
 		return fmt.Errorf("ip netns del %s: %w: %s", ns, err, bytes.TrimSpace(out))
@@ -233,10 +233,10 @@ func CleanupStale(ctx context.Context) ([]string, error) {
 		if !strings.HasPrefix(ns, NSPrefix) || ownerAlive(ns) {
 			continue
 		}
-		if err := killNetnsPids(ctx, ns); err != nil {
+		if err := KillNetnsProcesses(ctx, ns); err != nil {
 			errs = append(errs, err)
 		}
-		if err := deleteNetns(ctx, ns); err != nil {
+		if err := DeleteNetns(ctx, ns); err != nil {
 			errs = append(errs, err)
 			continue
 		}
