@@ -24,9 +24,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,7 +64,12 @@ type config struct {
 	profile     string
 	ipxe        string
 	keep        bool
+	rack        *rackFlags // rack distribution and footprint sections (rack.go)
+	boot        *bootFlags // boot section (boot.go)
 }
+
+// allSections are the parts of a run, in the order they run.
+var allSections = []string{"dhcp", "tftp", "http", "rack", "footprint", "boot"}
 
 func run() int {
 	var c config
@@ -75,10 +82,12 @@ func run() int {
 	flag.IntVar(&c.dhcpMACs, "dhcp-macs", 1000000, "proxy DHCP: simulated clients (perfdhcp -R), each with its own MAC")
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "TFTP/HTTP: each client repeats its download until this much time has passed (at least once)")
 	flag.StringVar(&clients, "clients", "1,32", "TFTP/HTTP: numbers of clients at once")
-	flag.StringVar(&only, "only", "dhcp,tftp,http", "sections to run")
+	flag.StringVar(&only, "only", strings.Join(allSections, ","), "sections to run")
 	flag.StringVar(&c.profile, "profile", "auto", "CPU-profile moobi's code under the heaviest load of a section: auto (when a target is missed), always or never")
 	flag.StringVar(&c.ipxe, "ipxe", "/usr/lib/ipxe/undionly.kpxe", "the iPXE binary served over TFTP")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch folder (logs, configs, profiles)")
+	c.rack = registerRackFlags(flag.CommandLine)
+	c.boot = registerBootFlags(flag.CommandLine)
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "bench: unexpected arguments %q\n", flag.Args())
@@ -95,8 +104,8 @@ func run() int {
 	c.sections = map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		s = strings.TrimSpace(s)
-		if s != "dhcp" && s != "tftp" && s != "http" {
-			fmt.Fprintf(os.Stderr, "bench: --only %q: sections are dhcp, tftp and http\n", only)
+		if !slices.Contains(allSections, s) {
+			fmt.Fprintf(os.Stderr, "bench: --only %q: sections are %s\n", only, strings.Join(allSections, ", "))
 			return 2
 		}
 		c.sections[s] = true
@@ -132,31 +141,48 @@ func run() int {
 	return 0
 }
 
-// tools maps each program the run needs to the Debian package shipping it.
-var tools = []struct{ path, pkg string }{
-	{"ip", "iproute2"},
-	{"perfdhcp", "kea-admin"},
-	{"dnsmasq", "dnsmasq-base"},
-	{"in.tftpd", "tftpd-hpa"},
-	{"nginx", "nginx"},
+// tools maps each program the run needs to the Debian package shipping it
+// and the sections needing it.
+var tools = []struct {
+	path, pkg string
+	sections  []string
+}{
+	{"ip", "iproute2", allSections},
+	{"perfdhcp", "kea-admin", []string{"dhcp"}},
+	{"dnsmasq", "dnsmasq-base", []string{"dhcp", "rack", "footprint", "boot"}},
+	{"in.tftpd", "tftpd-hpa", []string{"tftp"}},
+	{"nginx", "nginx", []string{"http"}},
+	{"tc", "iproute2", []string{"rack", "footprint"}},
+	{"mksquashfs", "squashfs-tools", []string{"rack", "footprint", "boot"}},
+	{"qemu-system-x86_64", "qemu-system-x86", []string{"boot"}},
 }
 
-// preflight checks root and the tools, naming the package of a missing one.
+// preflight checks root and the tools the chosen sections need, naming the
+// package of a missing one.
 func preflight(c config) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (network namespaces)")
 	}
 	var missing []string
+	pkgs := map[string]bool{}
 	for _, t := range tools {
+		if !slices.ContainsFunc(t.sections, func(s string) bool { return c.sections[s] }) {
+			continue
+		}
 		if _, err := lookPath(t.path); err != nil {
 			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", t.path, t.pkg))
+			pkgs[t.pkg] = true
 		}
 	}
-	if _, err := os.Stat(c.ipxe); err != nil {
-		missing = append(missing, fmt.Sprintf("%s (Debian package ipxe)", c.ipxe))
+	if c.sections["tftp"] || c.sections["dhcp"] {
+		if _, err := os.Stat(c.ipxe); err != nil {
+			missing = append(missing, fmt.Sprintf("%s (Debian package ipxe)", c.ipxe))
+			pkgs["ipxe"] = true
+		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s: install with `apt-get install -y --no-install-recommends kea-admin dnsmasq-base tftpd-hpa nginx ipxe iproute2` (or run `make bench` as root)", strings.Join(missing, ", "))
+		return fmt.Errorf("missing %s: install with `apt-get install -y --no-install-recommends %s` (or run `make bench` as root)",
+			strings.Join(missing, ", "), strings.Join(slices.Sorted(maps.Keys(pkgs)), " "))
 	}
 	if st, err := os.Stat(c.moobi); err != nil || !st.Mode().IsRegular() {
 		return fmt.Errorf("--moobi %s: not a file (run `make build`)", c.moobi)

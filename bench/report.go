@@ -134,6 +134,10 @@ func (b *runner) report() string {
 		p("\n")
 	}
 
+	for _, x := range b.extra {
+		p("%s\n", strings.TrimRight(x.markdown, "\n")+"\n")
+	}
+
 	for _, pr := range b.profiles {
 		p("## CPU profile of moobi: %s, %s\n\n", strings.ToUpper(pr.workload.section), pr.workload.label)
 		p("The profiling harness (`bench harness`: bootserver.Service wired as `moobi serve` wires it, with Go's CPU and mutex profilers on) under the same load: %s. Profile: `%s`.\n\n", pr.run.summary(pr.workload), pr.file)

@@ -44,6 +44,7 @@ type runner struct {
 	refs     map[string]string              // section -> reference server name
 	samples  map[string]map[string][]sample // workload key -> server -> runs
 	profiles []profileReport
+	extra    []extraSection // rack, footprint, boot: reported after the HTTP tables
 	info     machineInfo
 	started  time.Time
 	elapsed  time.Duration
@@ -72,17 +73,19 @@ func bench(ctx context.Context, c config) (err error) {
 			os.RemoveAll(b.s.dir)
 		}
 	}()
-	if b.net, err = newNetwork(ctx); err != nil {
-		return fmt.Errorf("network namespaces: %w", err)
-	}
-	defer func() {
-		if cerr := b.net.Close(); cerr != nil {
-			fmt.Fprintln(os.Stderr, "bench: cleanup:", cerr)
-		} else {
-			fmt.Fprintf(os.Stderr, "bench: namespaces %s and %s deleted\n", b.net.srv, b.net.cli)
+	if c.sections["dhcp"] || c.sections["tftp"] || c.sections["http"] {
+		if b.net, err = newNetwork(ctx); err != nil {
+			return fmt.Errorf("network namespaces: %w", err)
 		}
-	}()
-	fmt.Printf("bench: namespaces %s (servers, %s) and %s (clients, %s); scratch %s\n", b.net.srv, srvAddr, b.net.cli, cliAddr, b.s.dir)
+		defer func() {
+			if cerr := b.net.Close(); cerr != nil {
+				fmt.Fprintln(os.Stderr, "bench: cleanup:", cerr)
+			} else {
+				fmt.Fprintf(os.Stderr, "bench: namespaces %s and %s deleted\n", b.net.srv, b.net.cli)
+			}
+		}()
+		fmt.Printf("bench: namespaces %s (servers, %s) and %s (clients, %s); scratch %s\n", b.net.srv, srvAddr, b.net.cli, cliAddr, b.s.dir)
+	}
 
 	b.works = b.workloads()
 	sections := []struct {
@@ -108,6 +111,22 @@ func bench(ctx context.Context, c config) (err error) {
 				}
 			}
 		}
+	}
+	for _, sec := range []struct {
+		name string
+		run  func(context.Context) (extraSection, error)
+	}{{"rack", b.rackSection}, {"footprint", b.footprintSection}, {"boot", b.bootSection}} {
+		if !c.sections[sec.name] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		x, err := sec.run(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sec.name, err)
+		}
+		b.extra = append(b.extra, x)
 	}
 	b.info.LoadEnd = loadAvg()
 	b.elapsed = time.Since(b.started)
@@ -258,6 +277,13 @@ func (b *runner) median(w workload, server string) (sample, bool) {
 	return runs[len(runs)/2], true
 }
 
+// extraSection is what a section outside the server-against-server model
+// (rack, footprint, boot) reports: its pass/fail lines and its markdown.
+type extraSection struct {
+	targets  []target
+	markdown string // starts with a "## " heading
+}
+
 // target is one pass/fail line of the report.
 type target struct {
 	what        string
@@ -302,6 +328,9 @@ func (b *runner) targets() []target {
 				section: w.section, workloadKey: w.key,
 			})
 		}
+	}
+	for _, x := range b.extra {
+		ts = append(ts, x.targets...)
 	}
 	return ts
 }
