@@ -44,6 +44,8 @@ func main() {
 			os.Exit(tftpLoadMain(os.Args[2:]))
 		case "http-load":
 			os.Exit(httpLoadMain(os.Args[2:]))
+		case "http-fetch":
+			os.Exit(httpFetchMain(os.Args[2:]))
 		case "harness":
 			os.Exit(harnessMain(os.Args[2:]))
 		}

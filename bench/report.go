@@ -91,8 +91,11 @@ func (b *runner) report() string {
 	p("- machine: %s, %d cores, %s memory, kernel %s\n", in.CPU, in.Cores, in.Memory, in.Kernel)
 	p("- load average (1, 5, 15 min) at start: %s; at end: %s (other work shares this machine)\n", in.LoadStart, in.LoadEnd)
 	p("- %s\n", strings.Join(in.Versions, "; "))
-	p("- servers and clients in two network namespaces joined by a veth pair (%s ↔ %s), each server alone in turn;\n", srvAddr, cliAddr)
-	p("  each figure is the median of %d runs per server, the servers alternating run by run\n\n", b.c.repeat)
+	if b.net != nil {
+		p("- proxy DHCP, TFTP, HTTP: servers and clients in two network namespaces joined by a veth pair (%s ↔ %s), each server alone in turn;\n", srvAddr, cliAddr)
+		p("  each figure is the median of %d runs per server, the servers alternating run by run\n", b.c.repeat)
+	}
+	p("\n")
 
 	p("## Targets\n\n| target | moobi | reference | ratio | result |\n|---|---|---|---|---|\n")
 	for _, t := range b.targets() {
@@ -153,18 +156,20 @@ func (b *runner) report() string {
 		}
 	}
 
-	p("## Every run\n\n| workload | server | run | load at start (1 min) | figures |\n|---|---|---:|---:|---|\n")
-	for _, wl := range b.works {
-		if !b.c.sections[wl.section] {
-			continue
-		}
-		for _, srv := range []string{"moobi", b.refs[wl.section]} {
-			for _, s := range b.samples[wl.key][srv] {
-				p("| %s %s | %s | %d | %s | %s |\n", strings.ToUpper(wl.section), wl.label, srv, s.rep, s.load, s.summary(wl))
+	if b.c.sections["dhcp"] || b.c.sections["tftp"] || b.c.sections["http"] {
+		p("## Every run\n\n| workload | server | run | load at start (1 min) | figures |\n|---|---|---:|---:|---|\n")
+		for _, wl := range b.works {
+			if !b.c.sections[wl.section] {
+				continue
+			}
+			for _, srv := range []string{"moobi", b.refs[wl.section]} {
+				for _, s := range b.samples[wl.key][srv] {
+					p("| %s %s | %s | %d | %s | %s |\n", strings.ToUpper(wl.section), wl.label, srv, s.rep, s.load, s.summary(wl))
+				}
 			}
 		}
+		p("\nMB/s is 10^6 bytes per second. Proxy DHCP latencies are perfdhcp's per-exchange send and receive timestamps (`-x t`) of the answered DISCOVERs; sent, received, drops and replies/s are perfdhcp's own report. TFTP and HTTP latencies are whole downloads, first request to last byte.\n")
 	}
-	p("\nMB/s is 10^6 bytes per second. Proxy DHCP latencies are perfdhcp's per-exchange send and receive timestamps (`-x t`) of the answered DISCOVERs; sent, received, drops and replies/s are perfdhcp's own report. TFTP and HTTP latencies are whole downloads, first request to last byte.\n")
 	return w.String()
 }
 

@@ -46,6 +46,9 @@ func (l *Lab) StartAppliance(ctx context.Context, bin, cfg string) (*Appliance, 
 	return a, nil
 }
 
+// Pid is the appliance process's id (`ip netns exec` execs it in place).
+func (a *Appliance) Pid() int { return a.cmd.Process.Pid }
+
 // Stop sends SIGINT and waits up to 15 s for a clean exit, then kills.
 func (a *Appliance) Stop() error {
 	select {
@@ -90,6 +93,7 @@ type LogEntry struct {
 	Bytes    int64     `json:"bytes"`
 	State    string    `json:"state"`
 	Version  string    `json:"version"`
+	Image    string    `json:"image"`
 	Done     int64     `json:"done"`
 	Total    int64     `json:"total"`
 	Reused   int64     `json:"reused"`
