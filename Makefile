@@ -45,15 +45,17 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $(FUZZTIME) ./nodeapi
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBootConfig -fuzztime $(FUZZTIME) ./nodeapi
 
-# moobi vs dnsmasq (proxy DHCP), tftpd-hpa (TFTP) and nginx (HTTP) on this
-# machine, in network namespaces (root); see docs/benchmarks.md. As root it
-# installs the Debian packages the run needs and keeps tftpd-hpa's own
-# service off port 69 in the root namespace.
+# moobi vs dnsmasq (proxy DHCP), tftpd-hpa (TFTP) and nginx (HTTP), a rack
+# fetching an image by BitTorrent vs plain HTTP vs the physical bound, the
+# appliance's footprint, and a VM's boot phases, on this machine, in network
+# namespaces (root); see docs/benchmarks.md. As root it installs the Debian
+# packages the run needs and keeps tftpd-hpa's own service off port 69 in
+# the root namespace.
 BENCH_OUT  ?= $(CURDIR)/bin/bench-results.md
 BENCH_ARGS ?=
-bench: build
+bench: build initrd
 	@if [ "$$(id -u)" = 0 ]; then \
-	  pkgs="iproute2 kea-admin dnsmasq-base tftpd-hpa nginx ipxe"; \
+	  pkgs="iproute2 kea-admin dnsmasq-base tftpd-hpa nginx ipxe squashfs-tools curl qemu-system-x86 ipxe-qemu ovmf qemu-utils kmod cpio busybox-static"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; } || exit 1; \
 	  if [ -d /run/systemd/system ]; then systemctl disable --now tftpd-hpa.service && systemctl mask tftpd-hpa.service; \
