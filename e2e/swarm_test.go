@@ -128,37 +128,54 @@ func run(t *testing.T, ctx context.Context, name string, args ...string) {
 // fetchResult is what one `moobi node fetch` printed.
 type fetchResult struct {
 	node                              string
+	version, path                     string // from its "verified IMAGE VERSION: PATH" line
 	size, reused, fromPeers, fromSeed int64
 	seconds                           float64
 	err                               error
 	output                            string
 }
 
+// fetchRun is a `moobi node fetch` running in each of some namespaces; a
+// test may act on the lab while they fetch, then wait for them.
+type fetchRun struct {
+	results  []fetchResult
+	verified sync.WaitGroup
+	allDone  chan struct{}
+	wg       sync.WaitGroup
+
+	mu        sync.Mutex
+	nVerified int
+	gaveUp    []error // of nodes that ended without verifying
+}
+
 // fetchAll runs `moobi node fetch` in every namespace at once, keeps each
 // seeding until all have verified, then stops them.
 func (il *imageLab) fetchAll(t *testing.T, ctx context.Context, nss []string, macs []string, extra ...string) []fetchResult {
 	t.Helper()
-	results := make([]fetchResult, len(nss))
-	var verified sync.WaitGroup
-	verified.Add(len(nss))
-	allDone := make(chan struct{})
-	var wg sync.WaitGroup
+	return il.startFetch(t, ctx, nss, macs, extra...).wait()
+}
+
+// startFetch starts `moobi node fetch` in every namespace at once, caching
+// into il.cacheDir(ns), and returns without waiting.
+func (il *imageLab) startFetch(t *testing.T, ctx context.Context, nss []string, macs []string, extra ...string) *fetchRun {
+	t.Helper()
+	fr := &fetchRun{results: make([]fetchResult, len(nss)), allDone: make(chan struct{})}
+	fr.verified.Add(len(nss))
 	for i, ns := range nss {
-		wg.Add(1)
+		fr.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			r := &results[i]
+			defer fr.wg.Done()
+			r := &fr.results[i]
 			r.node = ns
-			dir := filepath.Join(il.l.Dir(), "cache-"+ns)
 			args := append([]string{"netns", "exec", ns, il.bin, "node", "fetch", "--server", "http://" + lab.ApplianceAddr + ":8080",
-				"--mac", macs[i], "--dir", dir, "--seed-for", "10m", "--pubkey", il.pubkey}, extra...)
+				"--mac", macs[i], "--dir", il.cacheDir(ns), "--seed-for", "10m", "--pubkey", il.pubkey}, extra...)
 			cmd := exec.CommandContext(ctx, "ip", args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			stdout, _ := cmd.StdoutPipe()
 			if err := cmd.Start(); err != nil {
 				r.err = err
-				verified.Done()
+				fr.verified.Done()
 				return
 			}
 			counted := false
@@ -166,27 +183,67 @@ func (il *imageLab) fetchAll(t *testing.T, ctx context.Context, nss []string, ma
 			for sc.Scan() {
 				line := sc.Text()
 				r.output += line + "\n"
+				if rest, ok := strings.CutPrefix(line, "verified "); ok {
+					if f := strings.Fields(rest); len(f) == 3 {
+						r.version, r.path = strings.TrimSuffix(f[1], ":"), f[2]
+					}
+				}
 				if strings.HasPrefix(line, "size ") {
 					fmt.Sscanf(line, "size %d reused %d from_peers %d from_webseed %d seconds %f", &r.size, &r.reused, &r.fromPeers, &r.fromSeed, &r.seconds)
-					verified.Done()
+					fr.mu.Lock()
+					fr.nVerified++
+					fr.mu.Unlock()
+					fr.verified.Done()
 					counted = true
-					go func() { <-allDone; cmd.Process.Signal(os.Interrupt) }()
+					go func() { <-fr.allDone; cmd.Process.Signal(os.Interrupt) }()
 				}
 			}
 			err := cmd.Wait()
 			if !counted {
 				r.err = fmt.Errorf("node fetch in %s ended without verifying: %v\n%s", ns, err, lab.Tail(stderr.String(), 20))
-				verified.Done()
+				fr.mu.Lock()
+				fr.gaveUp = append(fr.gaveUp, r.err)
+				fr.mu.Unlock()
+				fr.verified.Done()
 			} else if err != nil {
 				r.err = fmt.Errorf("node fetch in %s: %v", ns, err)
 			}
 			r.output += stderr.String()
 		}()
 	}
-	verified.Wait()
-	close(allDone)
-	wg.Wait()
-	return results
+	return fr
+}
+
+// wait waits until every node has verified (or failed), stops their
+// seeders and returns what each printed.
+func (fr *fetchRun) wait() []fetchResult {
+	fr.waitVerified()
+	close(fr.allDone)
+	fr.wg.Wait()
+	return fr.results
+}
+
+// waitVerified waits until every node has verified (or failed), leaving
+// the verified ones seeding.
+func (fr *fetchRun) waitVerified() { fr.verified.Wait() }
+
+// verifiedCount is how many nodes have verified so far.
+func (fr *fetchRun) verifiedCount() int {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	return fr.nVerified
+}
+
+// failures are the errors of the nodes that ended without verifying so far.
+func (fr *fetchRun) failures() []error {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	return append([]error(nil), fr.gaveUp...)
+}
+
+// cacheDir is the cache folder of the node in namespace ns.
+func (il *imageLab) cacheDir(ns string) string {
+	return filepath.Join(il.l.Dir(), "cache-"+ns)
 }
 
 // TestSwarmRack: 8 nodes fetch a 64 MiB image over BitTorrent while the

@@ -70,6 +70,19 @@ func (a *Appliance) Stop() error {
 	}
 }
 
+// Kill SIGKILLs the appliance, as a power cut or an OOM kill would, and
+// waits for it to be gone: it gets no chance to save state or close
+// connections cleanly.
+func (a *Appliance) Kill() {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	a.cmd.Process.Kill()
+	<-a.done
+}
+
 // Log is everything the appliance logged so far.
 func (a *Appliance) Log() string {
 	b, _ := os.ReadFile(a.logPath)
