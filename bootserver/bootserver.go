@@ -47,8 +47,31 @@ type Service struct {
 	// Dashboard, if set, is served at /.
 	Dashboard http.Handler
 
-	serverIP net.IP
-	env      atomic.Pointer[envEntry]
+	serverIP   net.IP
+	env        atomic.Pointer[envEntry]
+	listedMACs atomic.Pointer[listedEntry]
+}
+
+// listedEntry is the set of MACs (as net.HardwareAddr.String gives them)
+// that one inventory snapshot lists in hosts.yaml.
+type listedEntry struct {
+	inv  *inventory.Inventory
+	macs map[string]bool
+}
+
+// listed reports whether the inventory in force lists mac in hosts.yaml
+// (not as an unknown host): the node registry's Listed.
+func (s *Service) listed(mac string) bool {
+	inv := s.Store.Current()
+	e := s.listedMACs.Load()
+	if e == nil || e.inv != inv {
+		e = &listedEntry{inv: inv, macs: make(map[string]bool, len(inv.Hosts))}
+		for _, h := range inv.Hosts {
+			e.macs[h.MAC.String()] = true
+		}
+		s.listedMACs.Store(e)
+	}
+	return e.macs[mac]
 }
 
 type envEntry struct {
@@ -132,6 +155,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	reg := nodes.New()
 	reg.Observer = s.Metrics
+	reg.Listed = s.listed
 	// Node states are restored before anything is served.
 	statePath := filepath.Join(app.DataDir, "state", "nodes.json")
 	if err := reg.Load(statePath); err != nil {
@@ -252,9 +276,15 @@ func (s *Service) dhcpEnv() proxydhcp.Env {
 		}
 	}
 	base := s.baseURL()
+	// With unknown_hosts naming a profile every MAC boots: no need to
+	// look each one up (and build a Host for it).
+	_, bootsAll := inv.Profiles[app.UnknownHosts]
 	env := proxydhcp.Env{
 		ServerIP: s.serverIP,
 		Boots: func(mac net.HardwareAddr) bool {
+			if bootsAll {
+				return true
+			}
 			_, _, ok := inv.Lookup(mac)
 			return ok
 		},
@@ -312,20 +342,15 @@ func (o *observer) DHCPReply(mac net.HardwareAddr, d proxydhcp.Decision, port in
 	if h, _, ok := o.inv().Lookup(mac); ok {
 		name = h.Name
 	}
+	ipxe := d.Firmware == proxydhcp.FirmwareIPXE
 	what := "proxy DHCP: " + d.BootFile
-	if d.Firmware == proxydhcp.FirmwareIPXE {
+	if ipxe {
 		what = "proxy DHCP: iPXE asked for its script"
 	}
-	state := nodeapi.StateDHCP
-	if d.Firmware == proxydhcp.FirmwareIPXE {
-		// iPXE asks again after the firmware loaded it over TFTP: the same
-		// boot, still in the firmware stage. A machine whose boot ROM is
-		// iPXE starts its boot here.
-		if o.nodes.State(mac) == nodeapi.StateFirmware {
-			state = nodeapi.StateFirmware
-		}
-	}
-	o.nodes.Seen(mac, name, state, what, "")
+	// iPXE asks again after the firmware loaded it over TFTP: the same
+	// boot, still in the firmware stage. A machine whose boot ROM is iPXE
+	// starts its boot here.
+	o.nodes.SeenDHCP(mac, name, ipxe, what)
 }
 
 // TFTPTransfer marks a node that fetched its iPXE binary (known by the

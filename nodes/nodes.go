@@ -27,8 +27,9 @@ const (
 	MaxPhases = 32
 	MaxEvents = 40
 	// MaxNodes bounds the registry: past it, the nodes updated longest ago
-	// are forgotten, those not in the inventory (no name) first. A DHCP
-	// storm from random MACs cannot grow it without end.
+	// are forgotten, those not in the inventory first (see
+	// Registry.Listed). A DHCP storm from random MACs cannot grow it
+	// without end.
 	MaxNodes = 10000
 )
 
@@ -97,65 +98,194 @@ type Observer interface {
 type Registry struct {
 	// Observer, if set, is told of finished phases. Set it before use.
 	Observer Observer
+	// Listed, if set, reports whether the inventory lists the node with
+	// this MAC (as "52:54:00:12:34:01") in hosts.yaml, as opposed to
+	// booting it as an unknown host or not at all. Nodes it does not list
+	// are forgotten first, and are not saved while proxy DHCP is all that
+	// was seen of them (see Save). Unset, a node is listed if it has a
+	// name. Set it before use.
+	Listed func(mac string) bool
 
-	mu      sync.Mutex
-	nodes   map[string]*Node // by MAC
+	mu    sync.Mutex
+	nodes map[string]*entry // by MAC
+	// order holds the nodes in the order they are forgotten in: the
+	// unlisted ones ([0]), then the others ([1]), each updated longest ago
+	// first.
+	order   [2]list
 	seq     uint64
-	changed chan struct{}
-	now     func() time.Time
+	changed chan struct{}       // nil until Changed asks for it
+	dirty   map[string]struct{} // MACs the next Save must look at
+
+	save saveState // Save's own, under save.mu
+	now  func() time.Time
+}
+
+// entry is a node as the registry holds it.
+type entry struct {
+	Node
+	prev, next *entry // in the registry's order
+	// unlisted: the inventory does not list the node (see Registry.Listed).
+	unlisted bool
+	// saved: the saved state holds the node (see Save).
+	saved bool
 }
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{nodes: map[string]*Node{}, now: time.Now, changed: make(chan struct{})}
+	return &Registry{nodes: map[string]*entry{}, dirty: map[string]struct{}{}, now: time.Now}
 }
 
-func (r *Registry) node(mac net.HardwareAddr, name string) *Node {
-	n := r.nodes[mac.String()]
-	if n == nil {
+// node returns the node with mac, recording it if it is new. r.mu is held.
+func (r *Registry) node(mac net.HardwareAddr, name string) *entry {
+	key := mac.String()
+	e := r.nodes[key]
+	if e == nil {
 		if len(r.nodes) >= MaxNodes {
-			r.evict(MaxNodes / 10)
+			r.evict()
 		}
-		n = &Node{MAC: mac.String(), State: StateUnknown}
-		r.nodes[mac.String()] = n
+		e = &entry{Node: Node{MAC: key, State: StateUnknown, Name: name}}
+		e.unlisted = r.unlisted(e)
+		r.nodes[key] = e
+		r.order[e.rank()].insert(e)
+		return e
 	}
 	if name != "" {
-		n.Name = name
+		e.Name = name
 	}
-	return n
+	if u := r.unlisted(e); u != e.unlisted {
+		r.order[e.rank()].remove(e)
+		e.unlisted = u
+		r.order[e.rank()].insert(e)
+	}
+	return e
 }
 
-// evict forgets k nodes: nameless ones (not in the inventory) first, each
-// group oldest first. r.mu is held.
-func (r *Registry) evict(k int) {
-	all := make([]*Node, 0, len(r.nodes))
-	for _, n := range r.nodes {
-		all = append(all, n)
+// unlisted reports whether the inventory does not list e.
+func (r *Registry) unlisted(e *entry) bool {
+	if r.Listed != nil {
+		return !r.Listed(e.MAC)
 	}
-	sort.Slice(all, func(i, j int) bool {
-		if (all[i].Name == "") != (all[j].Name == "") {
-			return all[i].Name == ""
-		}
-		return all[i].Updated.Before(all[j].Updated)
-	})
-	for _, n := range all[:min(k, len(all))] {
-		delete(r.nodes, n.MAC)
+	return e.Name == ""
+}
+
+// rank is e's list in the registry's order: unlisted nodes are forgotten
+// first.
+func (e *entry) rank() int {
+	if e.unlisted {
+		return 0
+	}
+	return 1
+}
+
+// evict forgets the node that goes first: unlisted, updated longest ago.
+// r.mu is held.
+func (r *Registry) evict() {
+	e := r.order[0].head
+	if e == nil {
+		e = r.order[1].head
+	}
+	if e == nil {
+		return
+	}
+	r.order[e.rank()].remove(e)
+	delete(r.nodes, e.MAC)
+	if e.saved {
+		r.dirty[e.MAC] = struct{}{}
 	}
 }
 
-// touch marks n changed and wakes Changed's waiters. r.mu is held.
-func (r *Registry) touch(n *Node) {
+// updated sets e's update time to now and moves it in the registry's
+// order. r.mu is held.
+func (r *Registry) updated(e *entry, now time.Time) {
+	l := &r.order[e.rank()]
+	l.remove(e)
+	e.Updated = now
+	l.insert(e)
+}
+
+// touch marks e changed, wakes Changed's waiters and tells the next Save
+// to look at it. r.mu is held.
+func (r *Registry) touch(e *entry) {
 	r.seq++
-	n.Seq = r.seq
-	close(r.changed)
-	r.changed = make(chan struct{})
+	e.Seq = r.seq
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+	if e.saved || !e.transient() {
+		r.dirty[e.MAC] = struct{}{}
+	}
+}
+
+// transient reports whether e is left out of the saved state: a node the
+// inventory does not list, of which the proxy DHCP answer of a first boot
+// is all that was seen (a DHCP storm of random MACs under unknown_hosts is
+// made of these). Once it goes further (TFTP, a script, an event), or boots
+// again, it is saved.
+func (e *entry) transient() bool {
+	return e.unlisted && e.Boots <= 1 && len(e.Phases) <= 1 &&
+		(e.State == nodeapi.StateDHCP || e.State == StateUnknown) &&
+		e.Address == "" && e.LastError == "" && e.Image == ""
 }
 
 // Changed returns a channel closed at the next change of any node.
 func (r *Registry) Changed() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
 	return r.changed
+}
+
+// list is a doubly linked list of entries, ordered by update time.
+type list struct{ head, tail *entry }
+
+// insert places e by its update time: at the front if it has none,
+// otherwise searching from the back (updates come in time order, so the
+// search stops at once).
+func (l *list) insert(e *entry) {
+	if e.Updated.IsZero() || l.head == nil {
+		e.prev, e.next = nil, l.head
+		if l.head != nil {
+			l.head.prev = e
+		} else {
+			l.tail = e
+		}
+		l.head = e
+		return
+	}
+	at := l.tail // e goes after at
+	for at != nil && at.Updated.After(e.Updated) {
+		at = at.prev
+	}
+	if at == nil {
+		e.prev, e.next = nil, l.head
+		l.head.prev = e
+		l.head = e
+		return
+	}
+	e.prev, e.next = at, at.next
+	if at.next != nil {
+		at.next.prev = e
+	} else {
+		l.tail = e
+	}
+	at.next = e
+}
+
+func (l *list) remove(e *entry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
 }
 
 // Seq returns the sequence number of the latest change.
@@ -224,6 +354,20 @@ func (r *Registry) Seen(mac net.HardwareAddr, name, state, what, addr string) {
 	r.seen(r.node(mac, name), state, what, addr)
 }
 
+// SeenDHCP is Seen for a proxy DHCP answer: state is dhcp, or firmware
+// if iPXE asks for its script and the node is in the firmware stage (it
+// is the same boot, its firmware loaded iPXE over TFTP).
+func (r *Registry) SeenDHCP(mac net.HardwareAddr, name string, ipxe bool, what string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.node(mac, name)
+	state := nodeapi.StateDHCP
+	if ipxe && e.State == nodeapi.StateFirmware {
+		state = nodeapi.StateFirmware
+	}
+	r.seen(e, state, what, "")
+}
+
 // SeenAt is Seen for a service that knows only the client's address (a
 // TFTP or HTTP fetch): it records it for the node at addr (see ByAddress),
 // and reports whether there was one.
@@ -238,21 +382,23 @@ func (r *Registry) SeenAt(addr, state, what string) bool {
 	return true
 }
 
-// seen records a boot service's observation of n. r.mu is held.
-func (r *Registry) seen(n *Node, state, what, addr string) {
+// seen records a boot service's observation of e. r.mu is held.
+func (r *Registry) seen(e *entry, state, what, addr string) {
 	now := r.now()
+	n := &e.Node
 	changed := r.enter(n, state, now)
 	if changed || n.LastEvent != what {
 		n.log(Entry{Time: now, Source: "appliance", State: state, Message: what})
 	}
-	n.LastEvent, n.Updated = what, now
+	n.LastEvent = what
+	r.updated(e, now)
 	if state != nodeapi.StateFailed {
 		n.Reason = ""
 	}
 	if addr != "" {
 		n.Address = addr
 	}
-	r.touch(n)
+	r.touch(e)
 }
 
 // Report records an event a node posted about itself.
@@ -260,7 +406,8 @@ func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, ad
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	n := r.node(mac, name)
+	ent := r.node(mac, name)
+	n := &ent.Node
 	changed := r.enter(n, e.State, now)
 	msg := e.Message
 	if msg == "" {
@@ -269,7 +416,8 @@ func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, ad
 	if changed || e.Reason != "" || msg != n.LastEvent && e.State != nodeapi.StateFetching {
 		n.log(Entry{Time: now, Source: "node", State: e.State, Message: e.Message, Reason: e.Reason})
 	}
-	n.Updated, n.LastEvent, n.Reason = now, msg, e.Reason
+	n.LastEvent, n.Reason = msg, e.Reason
+	r.updated(ent, now)
 	if e.State == nodeapi.StateFailed && e.Reason != "" {
 		n.LastError, n.LastErrorTime = e.Reason, now
 	}
@@ -282,7 +430,7 @@ func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, ad
 	if addr != "" {
 		n.Address = addr
 	}
-	r.touch(n)
+	r.touch(ent)
 }
 
 // Addressed records the address a node asked the site DHCP server for
@@ -291,11 +439,10 @@ func (r *Registry) Addressed(mac net.HardwareAddr, name string, addr netip.Addr)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.node(mac, name)
-	if n.Address == addr.String() {
-		return
+	if a := addr.String(); n.Address != a {
+		n.Address = a
+		r.touch(n)
 	}
-	n.Address = addr.String()
-	r.touch(n)
 }
 
 // Bind checks that addr may act for the node with mac in this boot: it may
@@ -336,7 +483,7 @@ func (r *Registry) List(inv *inventory.Inventory) []Node {
 	listed := map[string]bool{}
 	for _, h := range inv.Hosts {
 		n := Node{Name: h.Name, MAC: h.MAC.String(), State: StateUnknown}
-		if seen := r.nodes[h.MAC.String()]; seen != nil {
+		if seen := r.nodes[n.MAC]; seen != nil {
 			n = seen.snapshot(now, false)
 			n.Name = h.Name
 		}
@@ -390,11 +537,20 @@ func (r *Registry) State(mac net.HardwareAddr) string {
 	return ""
 }
 
-// Counts returns how many nodes of inv are in each state.
+// Counts returns how many nodes List would return in each state: every
+// node seen, and the hosts of inv never seen (unknown). It copies nothing,
+// for a metrics scrape.
 func (r *Registry) Counts(inv *inventory.Inventory) map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	c := map[string]int{}
-	for _, n := range r.List(inv) {
-		c[n.State]++
+	for _, e := range r.nodes {
+		c[e.State]++
+	}
+	for _, h := range inv.Hosts {
+		if _, seen := r.nodes[h.MAC.String()]; !seen {
+			c[StateUnknown]++
+		}
 	}
 	return c
 }
@@ -403,8 +559,8 @@ func (r *Registry) Counts(inv *inventory.Inventory) map[string]int {
 func (r *Registry) ByAddress(addr string) (mac, name string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if n := r.byAddress(addr); n != nil {
-		return n.MAC, n.Name, true
+	if e := r.byAddress(addr); e != nil {
+		return e.MAC, e.Name, true
 	}
 	return "", "", false
 }
@@ -412,11 +568,11 @@ func (r *Registry) ByAddress(addr string) (mac, name string, ok bool) {
 // byAddress returns the node at addr: the most recently updated one, as
 // another node may still hold the address from an older lease. r.mu is
 // held.
-func (r *Registry) byAddress(addr string) *Node {
-	var best *Node
-	for _, n := range r.nodes {
-		if n.Address == addr && (best == nil || n.Updated.After(best.Updated)) {
-			best = n
+func (r *Registry) byAddress(addr string) *entry {
+	var best *entry
+	for _, e := range r.nodes {
+		if e.Address == addr && (best == nil || e.Updated.After(best.Updated)) {
+			best = e
 		}
 	}
 	return best

@@ -126,7 +126,7 @@ func Decide(req *dhcpv4.DHCPv4, port int, env Env) (Decision, error) {
 	} else if file = env.BootFiles[fw]; file == "" {
 		return Decision{}, ignore("no-binary", "no iPXE binary for %s firmware in ipxe_dir", fw)
 	}
-	mods := []dhcpv4.Modifier{
+	reply := newReply(req,
 		dhcpv4.WithMessageType(replyType),
 		dhcpv4.WithYourIP(net.IPv4zero),
 		dhcpv4.WithClientIP(req.ClientIPAddr),
@@ -135,13 +135,41 @@ func Decide(req *dhcpv4.DHCPv4, port int, env Env) (Decision, error) {
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
 		dhcpv4.WithGeneric(dhcpv4.OptionVendorSpecificInformation, bootOptions),
 		dhcpv4.WithOptionCopied(req, dhcpv4.OptionClientMachineIdentifier),
-	}
-	reply, err := dhcpv4.NewReplyFromRequest(req, mods...)
-	if err != nil {
-		return Decision{}, fmt.Errorf("build reply for %s: %w", mac, err)
-	}
+	)
 	reply.BootFileName = file
 	return Decision{Reply: reply, Firmware: fw, BootFile: file}, nil
+}
+
+// newReply is dhcpv4.NewReplyFromRequest without its first step: that
+// draws a random transaction id from crypto/rand, which the reply then
+// replaces with the request's (RFC 2131, section 4.3.1: the reply carries
+// the request's xid). It starts from the same defaults as dhcpv4.New and
+// applies the same modifiers, then mods.
+func newReply(req *dhcpv4.DHCPv4, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	d := &dhcpv4.DHCPv4{
+		OpCode:        dhcpv4.OpcodeBootRequest,
+		HWType:        iana.HWTypeEthernet,
+		ClientHWAddr:  make(net.HardwareAddr, 6),
+		TransactionID: req.TransactionID,
+		ClientIPAddr:  net.IPv4zero,
+		YourIPAddr:    net.IPv4zero,
+		ServerIPAddr:  net.IPv4zero,
+		GatewayIPAddr: net.IPv4zero,
+		Options:       make(dhcpv4.Options, 8),
+	}
+	for _, m := range []dhcpv4.Modifier{
+		dhcpv4.WithReply(req),
+		dhcpv4.WithGatewayIP(req.GatewayIPAddr),
+		dhcpv4.WithOptionCopied(req, dhcpv4.OptionRelayAgentInformation),
+		// RFC 6842: the client identifier is copied from the request.
+		dhcpv4.WithOptionCopied(req, dhcpv4.OptionClientIdentifier),
+	} {
+		m(d)
+	}
+	for _, m := range mods {
+		m(d)
+	}
+	return d
 }
 
 // firmware classifies the client. iPXE identifies itself with user class

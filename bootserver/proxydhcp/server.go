@@ -103,9 +103,13 @@ func (s *Server) handle(conn net.PacketConn, pkt []byte, peer net.Addr) {
 	}
 	// The request's attributes, built only for lines that are logged: a
 	// storm of ignored packets costs no formatting.
-	attrs := func(kv ...any) []any {
-		return append([]any{"mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "port", s.Port, "type", req.MessageType().String()}, kv...)
+	attrs := func(kv ...slog.Attr) []slog.Attr {
+		return append([]slog.Attr{
+			slog.String("mac", req.ClientHWAddr.String()), slog.String("xid", req.TransactionID.String()),
+			slog.Int("port", s.Port), slog.String("type", req.MessageType().String()),
+		}, kv...)
 	}
+	ctx := context.Background()
 	if ao, ok := s.Observer.(AddressObserver); ok {
 		if a, ok := RequestedAddress(req); ok {
 			ao.DHCPAddress(req.ClientHWAddr, a)
@@ -114,24 +118,30 @@ func (s *Server) handle(conn net.PacketConn, pkt []byte, peer net.Addr) {
 	d, err := Decide(req, s.Port, s.Env())
 	if err != nil {
 		if ig, ok := IsIgnore(err); ok {
-			if s.Log.Enabled(context.Background(), slog.LevelDebug) {
-				s.Log.Debug("no proxy DHCP reply", attrs("reason", ig.Code, "detail", ig.Detail)...)
+			if s.Log.Enabled(ctx, slog.LevelDebug) {
+				s.Log.LogAttrs(ctx, slog.LevelDebug, "no proxy DHCP reply", attrs(slog.String("reason", ig.Code), slog.String("detail", ig.Detail))...)
 			}
 			if s.Observer != nil {
 				s.Observer.DHCPIgnored(ig.Code, s.Port)
 			}
 			return
 		}
-		s.Log.Error("proxy DHCP decision failed", attrs("err", err)...)
+		s.Log.LogAttrs(ctx, slog.LevelError, "proxy DHCP decision failed", attrs(slog.Any("err", err))...)
 		return
 	}
 	udpPeer, _ := peer.(*net.UDPAddr)
 	dst := Destination(req, udpPeer)
 	if _, err := conn.WriteTo(d.Reply.ToBytes(), dst); err != nil {
-		s.Log.Warn("proxy DHCP send failed", attrs("to", dst, "err", err)...)
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "proxy DHCP send failed", attrs(slog.Any("to", dst), slog.Any("err", err))...)
 		return
 	}
-	s.Log.Info("proxy DHCP reply", attrs("reply", d.Reply.MessageType().String(), "firmware", d.Firmware, "bootfile", d.BootFile, "to", dst)...)
+	// One info line per reply, which operators follow boots by. LogAttrs
+	// with typed attributes formats the same line as Info with key-value
+	// pairs, without boxing each value.
+	if s.Log.Enabled(ctx, slog.LevelInfo) {
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "proxy DHCP reply", attrs(slog.String("reply", d.Reply.MessageType().String()),
+			slog.String("firmware", string(d.Firmware)), slog.String("bootfile", d.BootFile), slog.Any("to", dst))...)
+	}
 	if s.Observer != nil {
 		s.Observer.DHCPReply(req.ClientHWAddr, d, s.Port)
 	}
