@@ -20,7 +20,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -82,12 +84,25 @@ type Session struct {
 	client    *torrent.Client
 	t         *torrent.Torrent
 	store     *piecestore.File
+	writeErr  chan error // the first chunk write error
 	o         Options
 	infoBytes []byte
+	// applianceDown is set while progress events go unheard; rejoins counts
+	// the announces forced when the appliance answered again (see rejoin).
+	applianceDown bool
+	rejoins       int
+	// stop ends the background delivery of the final event; bg waits for it.
+	stop context.CancelFunc
+	bg   sync.WaitGroup
 }
 
-// Close stops seeding.
+// Close stops seeding, and stops retrying an event the appliance has not
+// heard yet.
 func (s *Session) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.bg.Wait()
 	errs := s.client.Close()
 	return errors.Join(errs...)
 }
@@ -171,6 +186,16 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 		DisableInitialPieceCheck: true, // checked below, before downloading
 	})
 	s.t = t
+	// A chunk that cannot be written to the cache (a full tmpfs, a failing
+	// disk) ends the download with the error: by default the client would
+	// only stop downloading, and the node would wait for a stall.
+	s.writeErr = make(chan error, 1)
+	t.SetOnWriteChunkError(func(err error) {
+		select {
+		case s.writeErr <- err:
+		default:
+		}
+	})
 	select {
 	case <-t.GotInfo():
 	case <-ctx.Done():
@@ -199,9 +224,54 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	}
 	s.Stats.Duration = time.Since(start)
 	log.Info("image verified", "path", path, "reused", s.Stats.Reused, "from_peers", s.Stats.FromPeers, "from_webseed", s.Stats.FromSeed, "duration", s.Stats.Duration.Round(time.Millisecond))
-	Report(ctx, o, s.event(nodeapi.StateVerified, "image verified"))
 	ok = true
+	s.reportUntilHeard(ctx, s.event(nodeapi.StateVerified, "image verified"))
 	return s, nil
+}
+
+// reportRetryMax is the longest wait between two attempts of reportUntilHeard.
+const reportRetryMax = 30 * time.Second
+
+// reportUntilHeard posts e and, if the appliance cannot take it now (down,
+// restarting, unreachable), keeps posting it in the background — every
+// ProgressEvery at first, then less often — until the appliance takes it,
+// refuses it, or the session closes. A node that verified while the
+// appliance was down must not stay "fetching" on the appliance once it is
+// back.
+func (s *Session) reportUntilHeard(ctx context.Context, e nodeapi.Event) {
+	err := report(ctx, s.o, e)
+	if err == nil || errors.Is(err, errRefused) {
+		if err != nil {
+			s.o.Log.Warn("event refused", "state", e.State, "err", err)
+		}
+		return
+	}
+	s.o.Log.Warn("cannot report event; retrying in the background", "state", e.State, "err", err)
+	ctx, s.stop = context.WithCancel(ctx)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		wait := s.o.ProgressEvery
+		for attempt := 2; ; attempt++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			err := report(ctx, s.o, e)
+			switch {
+			case err == nil:
+				s.o.Log.Info("event reported", "state", e.State, "attempt", attempt)
+				return
+			case errors.Is(err, errRefused):
+				s.o.Log.Warn("event refused", "state", e.State, "err", err)
+				return
+			case ctx.Err() != nil:
+				return
+			}
+			wait = min(2*wait, reportRetryMax)
+		}
+	}()
 }
 
 // wait follows the download to its end, reporting progress and adding the
@@ -219,6 +289,8 @@ func (s *Session) wait(ctx context.Context, seedBytes *atomic.Int64) error {
 			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("download interrupted at %d of %d bytes: %w", s.t.BytesCompleted(), s.t.Length(), ctx.Err())
+		case err := <-s.writeErr:
+			return fmt.Errorf("write to the cache %s at %d of %d bytes: %w", s.Path, s.t.BytesCompleted(), s.t.Length(), err)
 		case <-tick.C:
 		}
 		if done := s.t.Stats().PiecesComplete; done != lastDone {
@@ -239,11 +311,28 @@ func (s *Session) wait(ctx context.Context, seedBytes *atomic.Int64) error {
 			lastReport = time.Now()
 			// What reached the cache survives a power cut: the next boot
 			// resumes from it.
-			if err := s.store.Sync(); err != nil {
+			// A flush that fails (EIO: the disk lost what was written)
+			// ends the download; EINVAL only says the file cannot be
+			// flushed (a character device).
+			if err := s.store.Sync(); errors.Is(err, syscall.EINVAL) {
 				s.o.Log.Warn("cannot flush the cache", "path", s.Path, "err", err)
+			} else if err != nil {
+				return fmt.Errorf("flush the cache %s at %d of %d bytes: %w", s.Path, s.t.BytesCompleted(), s.t.Length(), err)
 			}
 			s.Stats.FromSeed = seedBytes.Load()
-			Report(ctx, s.o, s.event(nodeapi.StateFetching, ""))
+			// A progress event is stale in seconds: an appliance that does
+			// not answer must not hold the download's bookkeeping up.
+			rctx, cancel := context.WithTimeout(ctx, max(s.o.ProgressEvery, 5*time.Second))
+			err := report(rctx, s.o, s.event(nodeapi.StateFetching, ""))
+			cancel()
+			if err != nil {
+				s.o.Log.Warn("cannot report event", "state", nodeapi.StateFetching, "err", err)
+			}
+			var back bool
+			s.applianceDown, back = applianceBack(s.applianceDown, err)
+			if back {
+				s.rejoin()
+			}
 		}
 	}
 }

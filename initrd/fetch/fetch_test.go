@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +54,9 @@ type fakeAppliance struct {
 	mi metainfo.MetaInfo
 	// path is the image file.
 	path string
+	// eventsDown makes event posts fail with 503, as an appliance that is
+	// restarting would.
+	eventsDown bool
 }
 
 func (a *fakeAppliance) pub() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
@@ -150,8 +154,12 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 			return
 		}
 		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.eventsDown {
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+			return
+		}
 		a.events = append(a.events, e)
-		a.mu.Unlock()
 		w.WriteHeader(204)
 	})
 	return a
@@ -218,6 +226,40 @@ func TestWebSeedOnly(t *testing.T) {
 	defer s.Close()
 	if s.Stats.Reused != int64(len(a.rootfs)) || a.served != before {
 		t.Fatalf("second fetch: stats %+v, web seed served %d more bytes; want everything reused", s.Stats, a.served-before)
+	}
+}
+
+// TestVerifiedReportedWhenBack: the appliance cannot take events while the
+// node downloads and verifies; the node does not give up, and its verified
+// event reaches the appliance once it is back.
+func TestVerifiedReportedWhenBack(t *testing.T) {
+	a := newFakeAppliance(t, 1<<20+333)
+	a.eventsDown = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := Fetch(ctx, opts(a, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := a.states(); len(got) != 0 {
+		t.Fatalf("events %v reached an appliance that was down", got)
+	}
+	a.mu.Lock()
+	a.eventsDown = false
+	a.mu.Unlock()
+	for !slices.Contains(a.states(), nodeapi.StateVerified) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the verified event never reached the appliance once it was back")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.Close()
+	n := len(a.states())
+	time.Sleep(500 * time.Millisecond)
+	if got := a.states(); len(got) != n || got[len(got)-1] != nodeapi.StateVerified {
+		t.Fatalf("events after the verified one was heard: %v", got)
 	}
 }
 

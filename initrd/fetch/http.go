@@ -55,21 +55,36 @@ func GetBootConfig(ctx context.Context, o Options) (nodeapi.BootConfig, error) {
 // returned: a node keeps booting when the appliance cannot hear it.
 func Report(ctx context.Context, o Options, e nodeapi.Event) {
 	o.defaults()
+	if err := report(ctx, o, e); err != nil {
+		o.Log.Warn("cannot report event", "state", e.State, "err", err)
+	}
+}
+
+// errRefused marks an event the appliance answered and refused: sending it
+// again would not help.
+var errRefused = errors.New("event refused")
+
+// report posts an event to the appliance once.
+func report(ctx context.Context, o Options, e nodeapi.Event) error {
 	b, _ := json.Marshal(e)
 	u := o.Server + "/v1/nodes/" + o.MAC.String() + "/events"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
-		return
+		return fmt.Errorf("%w: %v", errRefused, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := o.HTTP.Do(req)
 	if err != nil {
-		o.Log.Warn("cannot report event", "state", e.State, "err", err)
-		return
+		return err
 	}
 	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		o.Log.Warn("event refused", "state", e.State, "status", resp.Status)
+	switch {
+	case resp.StatusCode/100 == 2:
+		return nil
+	case resp.StatusCode/100 == 5:
+		return fmt.Errorf("POST %s: %s", u, resp.Status)
+	default:
+		return fmt.Errorf("%w: POST %s: %s", errRefused, u, resp.Status)
 	}
 }
 
