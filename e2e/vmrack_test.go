@@ -35,6 +35,9 @@ type vmRackOptions struct {
 	appliance string
 	// initrd, if set, replaces the node initramfs of nodeInitrd.
 	initrd string
+	// hostProfile gives hosts (by name) a profile of their own, "web-NAME":
+	// the web profile with these lines instead of profile's.
+	hostProfile map[string]string
 }
 
 // newVMRack builds the image, publishes it and starts the appliance (and
@@ -56,10 +59,6 @@ func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
 	}
 	r.key = key
 	r.l = lab.NewForTest(t, ctx)
-	var hosts strings.Builder
-	for _, n := range o.hosts {
-		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: web\n", n.name, n.mac)
-	}
 	// indent puts each line of s under a YAML mapping at the given depth.
 	indent := func(s, pad string) string {
 		var b strings.Builder
@@ -69,6 +68,15 @@ func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
 			}
 		}
 		return b.String()
+	}
+	var hosts, profiles strings.Builder
+	for _, n := range o.hosts {
+		profile := "web"
+		if lines, ok := o.hostProfile[n.name]; ok {
+			profile = "web-" + n.name
+			fmt.Fprintf(&profiles, "  %s:\n    image: web\n    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on %s\n%s", profile, o.cmdline, indent(lines, "    "))
+		}
+		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: %s\n", n.name, n.mac, profile)
 	}
 	r.cfg = filepath.Join(r.l.Dir(), "hosts.yaml")
 	writeFile(t, r.cfg, fmt.Sprintf(`appliance:
@@ -82,8 +90,8 @@ func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
   web:
     image: web
     cmdline: console=ttyS0 panic=-1 random.trust_cpu=on %s
-%shosts:
-%s`, r.l.Dir(), initrd, key, indent(o.appliance, "  "), o.cmdline, indent(o.profile, "    "), hosts.String()))
+%s%shosts:
+%s`, r.l.Dir(), initrd, key, indent(o.appliance, "  "), o.cmdline, indent(o.profile, "    "), profiles.String(), hosts.String()))
 	r.image = filepath.Join(r.l.Dir(), "image.squashfs")
 	if err := lab.BuildBootImage(r.image, o.imageMiB); err != nil {
 		t.Fatal(err)

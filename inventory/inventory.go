@@ -24,6 +24,15 @@ const (
 	defaultSigningKey = "state/boot-signing.key"
 )
 
+// Values of a profile's cache_fallback: what a node does when its cache
+// device is missing or too small for the image. CacheFallbackFail (the
+// default) fails the boot; CacheFallbackRAM caches the image in RAM
+// instead, if it fits.
+const (
+	CacheFallbackFail = "fail"
+	CacheFallbackRAM  = "ram"
+)
+
 // Inventory is one validated snapshot of hosts.yaml.
 type Inventory struct {
 	// File is the path the inventory was read from.
@@ -74,6 +83,9 @@ type Profile struct {
 	Cmdline string
 	Image   string
 	Cache   string
+	// CacheFallback is CacheFallbackFail or CacheFallbackRAM ("" when the
+	// profile has no cache device).
+	CacheFallback string
 }
 
 // Direct reports whether the profile boots a kernel and initrds directly.

@@ -255,10 +255,11 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	}
 }
 
-var profileKeys = []string{"kernel", "initrd", "cmdline", "image", "cache"}
+var profileKeys = []string{"kernel", "initrd", "cmdline", "image", "cache", "cache_fallback"}
 
 func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 	pr := &Profile{Name: name}
+	fallbackLine := 0
 	p.mapping(n, "profile "+name, profileKeys, func(key string, _, v *yaml.Node) {
 		switch key {
 		case "kernel":
@@ -276,6 +277,10 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 			pr.Image = p.str(v, "image")
 		case "cache":
 			pr.Cache = p.str(v, "cache")
+		case "cache_fallback":
+			if pr.CacheFallback = p.str(v, "cache_fallback"); v.Kind == yaml.ScalarNode {
+				fallbackLine = v.Line // a non-string was reported by str
+			}
 		}
 	})
 	if !validName(name) {
@@ -292,6 +297,16 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 		p.errorf(k.Line, "profile %s: image name %q: use letters, digits, '-', '_' and '.'", name, pr.Image)
 	case pr.Cache != "" && !strings.HasPrefix(pr.Cache, "/dev/"):
 		p.errorf(k.Line, "profile %s: cache %q must be a device under /dev (omit it to cache in RAM)", name, pr.Cache)
+	}
+	switch {
+	case fallbackLine == 0:
+		if pr.Cache != "" {
+			pr.CacheFallback = CacheFallbackFail
+		}
+	case pr.CacheFallback != CacheFallbackFail && pr.CacheFallback != CacheFallbackRAM:
+		p.errorf(fallbackLine, "profile %s: cache_fallback %q is neither %q nor %q", name, pr.CacheFallback, CacheFallbackFail, CacheFallbackRAM)
+	case pr.Cache == "":
+		p.errorf(fallbackLine, "profile %s: cache_fallback needs a cache device (without cache the node caches in RAM)", name)
 	}
 	for _, f := range append([]string{pr.Kernel}, pr.Initrd...) {
 		if f == "" {

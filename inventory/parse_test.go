@@ -232,3 +232,59 @@ func TestExample(t *testing.T) {
 		}
 	}
 }
+
+// imageProfile is good with an image profile "web" holding extra lines
+// (at line 13 onwards) that rack1-node01 boots.
+func imageProfile(extra string) string {
+	return strings.Replace(strings.Replace(good, "hosts:\n", "  web:\n    image: web\n"+extra+"hosts:\n", 1),
+		"profile: rescue\n  rack1-node02", "profile: web\n  rack1-node02", 1)
+}
+
+// TestCacheFallback: cache_fallback defaults to fail for a profile with a
+// cache device, takes fail or ram, and is refused at its line otherwise.
+func TestCacheFallback(t *testing.T) {
+	tests := []struct {
+		name, extra string
+		want        string // the profile's CacheFallback, when accepted
+		problem     string // "LINE: message fragment", when refused
+	}{
+		{name: "no cache", extra: "", want: ""},
+		{name: "cache, default", extra: "    cache: /dev/vda\n", want: "fail"},
+		{name: "fail", extra: "    cache: /dev/vda\n    cache_fallback: fail\n", want: "fail"},
+		{name: "ram", extra: "    cache: /dev/vda\n    cache_fallback: ram\n", want: "ram"},
+		{name: "unknown value", extra: "    cache: /dev/vda\n    cache_fallback: disk\n",
+			problem: `15: profile web: cache_fallback "disk" is neither "fail" nor "ram"`},
+		{name: "upper case", extra: "    cache: /dev/vda\n    cache_fallback: RAM\n",
+			problem: `15: profile web: cache_fallback "RAM" is neither "fail" nor "ram"`},
+		{name: "empty", extra: "    cache: /dev/vda\n    cache_fallback: ''\n",
+			problem: `15: profile web: cache_fallback "" is neither "fail" nor "ram"`},
+		{name: "not a string", extra: "    cache: /dev/vda\n    cache_fallback: [ram]\n",
+			problem: `15: cache_fallback must be a string`},
+		{name: "without cache", extra: "    cache_fallback: ram\n",
+			problem: `14: profile web: cache_fallback needs a cache device`},
+		{name: "direct profile", extra: "",
+			problem: `12: profile rescue: cache_fallback needs a cache device`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			yaml := imageProfile(tc.extra)
+			if tc.name == "direct profile" {
+				yaml = strings.Replace(good, "    cmdline: console=ttyS0\n", "    cmdline: console=ttyS0\n    cache_fallback: ram\n", 1)
+			}
+			path := fixture(t, yaml)
+			inv, err := Load(path)
+			if tc.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), path+":"+tc.problem) {
+					t.Fatalf("err %v\nwant %s:%s", err, path, tc.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := inv.Profiles["web"].CacheFallback; got != tc.want {
+				t.Fatalf("CacheFallback %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

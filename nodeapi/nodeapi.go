@@ -33,7 +33,18 @@ type BootConfig struct {
 	Cmdline string `json:"cmdline"`
 	// Cache is the local cache device, or "" for RAM.
 	Cache string `json:"cache"`
+	// CacheFallback says what the node does when Cache is missing or too
+	// small for the image: CacheFallbackFail ("" too, as configs from
+	// appliances that predate the field) fails the boot, CacheFallbackRAM
+	// caches the image in RAM instead and reports that it did.
+	CacheFallback string `json:"cache_fallback,omitempty"`
 }
+
+// Values of BootConfig.CacheFallback (hosts.yaml's cache_fallback).
+const (
+	CacheFallbackFail = "fail"
+	CacheFallbackRAM  = "ram"
+)
 
 // Validate reports the first missing or malformed field.
 func (c *BootConfig) Validate() error {
@@ -48,6 +59,8 @@ func (c *BootConfig) Validate() error {
 		return fmt.Errorf("boot config: size %d is not positive", c.Size)
 	case len(c.SHA256) != 64 || !isHex(c.SHA256):
 		return fmt.Errorf("boot config: sha256 %q is not 64 hex digits", c.SHA256)
+	case c.CacheFallback != "" && c.CacheFallback != CacheFallbackFail && c.CacheFallback != CacheFallbackRAM:
+		return fmt.Errorf("boot config: cache_fallback %q is neither %q nor %q", c.CacheFallback, CacheFallbackFail, CacheFallbackRAM)
 	}
 	return nil
 }

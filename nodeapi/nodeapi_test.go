@@ -22,6 +22,9 @@ func TestDecodeBootConfig(t *testing.T) {
 		{"non-hex infohash", strings.Replace(goodConfig, strings.Repeat("ab", 20), strings.Repeat("zz", 20), 1), "is not 40 hex digits"},
 		{"non-hex sha256", strings.Replace(goodConfig, strings.Repeat("0f", 32), strings.Repeat("x", 64), 1), "is not 64 hex digits"},
 		{"zero size", strings.Replace(goodConfig, `"size":1048576`, `"size":0`, 1), "size 0 is not positive"},
+		{"cache_fallback ram", strings.Replace(goodConfig, `"cache":""`, `"cache":"/dev/vda","cache_fallback":"ram"`, 1), ""},
+		{"cache_fallback fail", strings.Replace(goodConfig, `"cache":""`, `"cache":"/dev/vda","cache_fallback":"fail"`, 1), ""},
+		{"unknown cache_fallback", strings.Replace(goodConfig, `"cache":""`, `"cache":"/dev/vda","cache_fallback":"disk"`, 1), `cache_fallback "disk" is neither "fail" nor "ram"`},
 		{"no torrent", strings.Replace(goodConfig, `"torrent":"http://10.0.0.1/images/web/v1/rootfs.torrent"`, `"torrent":""`, 1), "torrent URL is required"},
 	}
 	for _, tt := range tests {

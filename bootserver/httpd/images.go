@@ -30,7 +30,19 @@ func BootConfig(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest,
 		Tracker:  base + "/announce",
 		Cmdline:  p.Cmdline,
 		Cache:    p.Cache,
+		// "fail" is also what nodes do without the field: send it only
+		// when it changes something.
+		CacheFallback: cacheFallback(p),
 	}
+}
+
+// cacheFallback is the profile's cache_fallback as the boot config
+// carries it: "" for the default (fail), which old nodes also follow.
+func cacheFallback(p *inventory.Profile) string {
+	if p.CacheFallback == inventory.CacheFallbackRAM {
+		return nodeapi.CacheFallbackRAM
+	}
+	return ""
 }
 
 // manifestFor picks the version a host boots: the one its boot script named

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -99,10 +100,17 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 		return err
 	}
 	log.Info("boot config verified", "key_id", bootsign.KeyID(pub), "image", cfg.Image, "version", cfg.Version)
-	cache, err := prepareCache(cfg)
+	choice, err := prepareCache(cfg)
 	if err != nil {
 		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
 		return err
+	}
+	cache := choice.Path
+	if choice.FellBack {
+		msg := fmt.Sprintf("%s; caching in RAM (cache_fallback: ram)", choice.Why)
+		log.Warn("cache device unusable; caching in RAM", "cache", cfg.Cache, "why", choice.Why, "path", cache)
+		fmt.Fprintf(os.Stderr, "MOOBI: %s\n", msg)
+		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFetching, Message: msg, Image: cfg.Image, Version: cfg.Version, Time: time.Now()})
 	}
 	opts.Path = cache
 	s, err := fetch.Fetch(ctx, opts)
@@ -227,25 +235,36 @@ func configureNetwork(ctx context.Context, log *slog.Logger, mac net.HardwareAdd
 	return "", fmt.Errorf("no DHCP lease on %s after %d attempts (is the site DHCP server up?)", link.Attrs().Name, dhcpRounds)
 }
 
-// prepareCache returns where the image goes: the cache device, or a file
-// in the RAM-backed /run.
-func prepareCache(cfg nodeapi.BootConfig) (string, error) {
-	if cfg.Cache == "" {
-		return filepath.Join(cacheDir, cfg.Image+".rootfs"), nil
+// prepareCache looks at the cache device (if the boot config names one)
+// and at the RAM cache's tmpfs, and decides where the image goes (see
+// decideCache).
+func prepareCache(cfg nodeapi.BootConfig) (cacheChoice, error) {
+	pr := cacheProbe{RAMDir: "/run"}
+	if cfg.Cache != "" {
+		pr.DevSize, pr.DevErr = deviceSize(cfg.Cache)
 	}
-	f, err := os.Open(cfg.Cache)
+	var st unix.Statfs_t
+	if err := unix.Statfs(pr.RAMDir, &st); err != nil {
+		return cacheChoice{}, fmt.Errorf("RAM cache %s: %w", pr.RAMDir, err)
+	}
+	pr.RAMFree = int64(st.Bavail) * st.Bsize
+	// A previous attempt's download stays and is reused: its blocks count
+	// as free for this one.
+	var fst unix.Stat_t
+	if unix.Stat(filepath.Join(cacheDir, cfg.Image+".rootfs"), &fst) == nil {
+		pr.RAMFree += fst.Blocks * 512
+	}
+	return decideCache(cfg, cacheDir, pr)
+}
+
+// deviceSize opens a cache device and returns its size in bytes.
+func deviceSize(dev string) (int64, error) {
+	f, err := os.Open(dev)
 	if err != nil {
-		return "", fmt.Errorf("cache device %s: %w", cfg.Cache, err)
+		return 0, err
 	}
 	defer f.Close()
-	size, err := f.Seek(0, 2)
-	if err != nil {
-		return "", fmt.Errorf("cache device %s: %w", cfg.Cache, err)
-	}
-	if size < cfg.Size {
-		return "", fmt.Errorf("cache device %s holds %d bytes, the image needs %d", cfg.Cache, size, cfg.Size)
-	}
-	return cfg.Cache, nil
+	return f.Seek(0, io.SeekEnd)
 }
 
 // mountImage mounts the verified image read-only with a RAM overlay for
