@@ -101,6 +101,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
 	s.closing = make(chan struct{})
 	srv.RegisterOnShutdown(func() { close(s.closing) })
@@ -230,5 +233,15 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string) 
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && st.Size() >= corkMin {
+		defer cork(c)()
+	}
 	http.ServeContent(w, r, "", st.ModTime(), f)
 }
+
+// connKey is the request context key of the request's connection.
+type connKey struct{}
+
+// corkMin is the smallest file sent corked: below it the one extra
+// segment a header costs does not matter.
+const corkMin = 64 << 10

@@ -2,10 +2,12 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +25,15 @@ import (
 type counts map[string]int
 
 func setup(t *testing.T) (*httptest.Server, []byte, counts) {
+	t.Helper()
+	s, kernel, c := setupServer(t)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv, kernel, c
+}
+
+// setupServer is the Server of setup, not yet serving.
+func setupServer(t *testing.T) (*Server, []byte, counts) {
 	t.Helper()
 	dir := t.TempDir()
 	kernel := make([]byte, 300_000)
@@ -62,9 +73,7 @@ hosts:
 		Count:     func(route string, code int) { c[fmt.Sprintf("%s %d", route, code)]++ },
 		Nodes:     nodes.New(),
 	}
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return srv, kernel, c
+	return s, kernel, c
 }
 
 func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
@@ -164,6 +173,33 @@ func TestKernelRange(t *testing.T) {
 	resp, body = get(t, srv.URL+"/profiles/rescue/initrd/0/rescue.cpio.gz")
 	if resp.StatusCode != 200 || string(body) != "initrd-bytes" {
 		t.Fatalf("initrd: status %d, %q", resp.StatusCode, body)
+	}
+}
+
+// TestServeCorked: files sent by Serve (corked around sendfile) arrive
+// whole, and the connection stays usable for the next request.
+func TestServeCorked(t *testing.T) {
+	s, kernel, _ := setupServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	url := "http://" + ln.Addr().String() + "/profiles/rescue/kernel"
+	for i := range 3 {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, kernel) {
+			t.Fatalf("request %d: status %d, %d of %d bytes, %v", i, resp.StatusCode, len(body), len(kernel), err)
+		}
 	}
 }
 
