@@ -351,6 +351,7 @@ type rackRun struct {
 	applianceTx int64 // bytes the appliance's port sent
 	fromPeers   int64
 	cpuBusy     float64 // of the machine, 0..1
+	nodeCPU     float64 // mean CPU seconds (user+system) of one node's client
 	bound       float64
 	err         error
 }
@@ -371,6 +372,7 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 	busy0, total0 := cpuTicks()
 	nodes := make([]nodeRun, n)
 	errs := make([]error, n)
+	cmds := make([]*exec.Cmd, n)
 	var wg sync.WaitGroup
 	var verified sync.WaitGroup
 	verified.Add(n)
@@ -389,6 +391,7 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 				"--mac", r.macs[i], "--dir", dir, "--seed-for", "24h", "--pubkey", r.pubkey, "--log-level", "warn")
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmds[i] = cmd
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		stdout, _ := cmd.StdoutPipe()
@@ -441,6 +444,12 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 	run.applianceTx = tx1 - tx0
 	if total1 > total0 {
 		run.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
+	}
+	for _, cmd := range cmds {
+		// `ip netns exec` execs the client in place: this is its usage.
+		if st := cmd.ProcessState; st != nil {
+			run.nodeCPU += (st.UserTime() + st.SystemTime()).Seconds() / float64(n)
+		}
 	}
 	var secs []float64
 	for _, nd := range nodes {
@@ -505,7 +514,7 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 	p("N nodes (network namespaces, each running `moobi node fetch`, the node client of the initramfs) fetch one %s squashfs image at once; ", size2(size))
 	p("each node's link is shaped to %s both ways, the appliance's upload to the rate of the profile. Time is from the common start until the node's image verified (its last piece hashed and the whole file's sha256 checked); ", rf.nodeRate)
 	p("**HTTP** is the same nodes downloading the same file from the appliance's HTTP server and checking its sha256 as it streams (what HTTP-only provisioning does). ")
-	p("The bound is max(S/B_node, S/B_appliance, N·S/(B_appliance + N·B_node)). Appliance upload is what its port on the switch sent (all protocols). CPU is the whole machine's busy share during the run.\n\n")
+	p("The bound is max(S/B_node, S/B_appliance, N·S/(B_appliance + N·B_node)). Appliance upload is what its port on the switch sent (all protocols). CPU is the whole machine's busy share during the run (every node and the appliance share this machine's cores; real nodes each have their own); node CPU is the mean CPU time one node's client used, until it was stopped after the last node verified.\n\n")
 	for _, rate := range rf.applianceRates {
 		appBits, _ := parseRate(rate)
 		var runs []rackRun
@@ -532,8 +541,8 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 				}
 				run.bound = bound
 				runs = append(runs, run)
-				fmt.Printf("bench: rack appliance %-8s %-5s N=%-3d all %.1f s (bound %.1f s, %.2f×) p50 %.1f p99 %.1f; appliance sent %.2f× S; CPU %.0f%% (load %s)\n",
-					rate, method, n, run.all, bound, run.all/bound, run.p50, run.p99, float64(run.applianceTx)/float64(size), run.cpuBusy*100, load)
+				fmt.Printf("bench: rack appliance %-8s %-5s N=%-3d all %.1f s (bound %.1f s, %.2f×) p50 %.1f p99 %.1f; appliance sent %.2f× S; CPU %.0f%%, %.1f s per node (load %s)\n",
+					rate, method, n, run.all, bound, run.all/bound, run.p50, run.p99, float64(run.applianceTx)/float64(size), run.cpuBusy*100, run.nodeCPU, load)
 			}
 		}
 		byN := func(method string, n int) (rackRun, bool) {
@@ -545,8 +554,8 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 			return rackRun{}, false
 		}
 		p("### Appliance upload %s\n\n", rate)
-		p("| N | bound s | moobi all s | node p50 s | node p99 s | moobi ÷ bound | appliance sent (× S) | from peers (× S) | CPU | HTTP all s | HTTP ÷ bound | HTTP appliance sent (× S) |\n")
-		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| N | bound s | moobi all s | node p50 s | node p99 s | moobi ÷ bound | appliance sent (× S) | from peers (× S) | CPU | node CPU s | HTTP all s | HTTP ÷ bound | HTTP appliance sent (× S) |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, n := range rf.nodes {
 			m, _ := byN("moobi", n)
 			h, ok := byN("http", n)
@@ -554,8 +563,8 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 			if ok {
 				hAll, hRatio, hTx = fmt.Sprintf("%.1f", h.all), fmt.Sprintf("%.2f×", h.all/h.bound), fmt.Sprintf("%.2f", float64(h.applianceTx)/float64(size))
 			}
-			p("| %d | %.1f | %.1f | %.1f | %.1f | %.2f× | %.2f | %.2f | %.0f%% | %s | %s | %s |\n", n, m.bound, m.all, m.p50, m.p99, m.all/m.bound,
-				float64(m.applianceTx)/float64(size), float64(m.fromPeers)/float64(size), m.cpuBusy*100, hAll, hRatio, hTx)
+			p("| %d | %.1f | %.1f | %.1f | %.1f | %.2f× | %.2f | %.2f | %.0f%% | %.1f | %s | %s | %s |\n", n, m.bound, m.all, m.p50, m.p99, m.all/m.bound,
+				float64(m.applianceTx)/float64(size), float64(m.fromPeers)/float64(size), m.cpuBusy*100, m.nodeCPU, hAll, hRatio, hTx)
 			x.targets = append(x.targets, target{
 				what:  fmt.Sprintf("rack of %d, appliance %s: all verified within 1.5× the bound", n, rate),
 				moobi: fmt.Sprintf("%.1f s", m.all), ref: fmt.Sprintf("%.1f s (bound)", m.bound),
