@@ -213,6 +213,12 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	Report(ctx, o, s.event(nodeapi.StateFetching, "downloading the image"))
 	t.AddTrackers([][]string{{cfg.Tracker}})
 	t.DownloadAll()
+	// Nodes that start together begin with different regions (startPlan).
+	for i, p := range startPlan(o.MAC, t.NumPieces()) {
+		if p != torrent.PiecePriorityNormal {
+			t.Piece(i).SetPriority(p)
+		}
+	}
 	if err := s.wait(ctx, seedBytes); err != nil {
 		return nil, err
 	}

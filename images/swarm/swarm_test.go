@@ -1,0 +1,38 @@
+package swarm
+
+import (
+	"testing"
+
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
+
+func TestPeerRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		reqq int
+		want int
+	}{
+		{"none advertised: the library's 250, capped", 0, MaxRequestsPerPeer},
+		{"negative taken as none", -1, MaxRequestsPerPeer},
+		{"anacrolix/torrent's 1024", 1024, MaxRequestsPerPeer},
+		{"at the cap", MaxRequestsPerPeer, MaxRequestsPerPeer},
+		{"below the cap kept", 16, 16},
+		{"one kept", 1, 1},
+	} {
+		if got := peerRequests(tc.reqq); got != tc.want {
+			t.Errorf("%s: peerRequests(%d) = %d, want %d", tc.name, tc.reqq, got, tc.want)
+		}
+	}
+}
+
+func TestConfigCapsPeerRequests(t *testing.T) {
+	cfg := Config(0, nil)
+	if cfg.MaxUnverifiedBytes != 0 {
+		t.Errorf("MaxUnverifiedBytes = %d, want 0 (no request window)", cfg.MaxUnverifiedBytes)
+	}
+	m := pp.ExtendedHandshakeMessage{Reqq: 1024}
+	cfg.Callbacks.ReadExtendedHandshake(nil, &m)
+	if m.Reqq != MaxRequestsPerPeer {
+		t.Errorf("after the handshake callback reqq = %d, want %d", m.Reqq, MaxRequestsPerPeer)
+	}
+}
