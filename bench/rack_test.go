@@ -72,3 +72,12 @@ func TestRackPlot(t *testing.T) {
 		t.Errorf("niceCeil: 172→%v 21.5→%v 1→%v", niceCeil(172), niceCeil(21.5), niceCeil(1))
 	}
 }
+
+func TestCPUFloor(t *testing.T) {
+	if got := cpuFloor(32, 6.4, 2); math.Abs(got-102.4) > 1e-9 {
+		t.Errorf("cpuFloor(32, 6.4, 2) = %v, want 102.4", got)
+	}
+	if got := cpuFloor(4, 2, 0); got != 8 {
+		t.Errorf("cpuFloor with 0 cores = %v, want it counted as 1 core (8)", got)
+	}
+}
