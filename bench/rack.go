@@ -183,7 +183,7 @@ func (b *runner) newRackLab(ctx context.Context, name string, hosts int, nodeRat
 		return nil, err
 	}
 	for _, img := range images {
-		rootfs, err := makeSquashfs(ctx, filepath.Join(dir, "src-"+img), sizeMiB)
+		rootfs, err := lab.RandomSquashfs(ctx, filepath.Join(dir, "src-"+img), sizeMiB)
 		if err != nil {
 			return nil, err
 		}
@@ -228,26 +228,6 @@ func shapeLink(ctx context.Context, ns, dev, rate string) error {
 		return fmt.Errorf("tc qdisc replace dev %s in %s: %v: %s", dev, ns, err, out)
 	}
 	return nil
-}
-
-// makeSquashfs builds a squashfs image of sizeMiB random bytes (stored
-// uncompressed).
-func makeSquashfs(ctx context.Context, dir string, sizeMiB int) (string, error) {
-	src := filepath.Join(dir, "root")
-	if err := os.MkdirAll(filepath.Join(src, "etc"), 0o755); err != nil {
-		return "", err
-	}
-	if err := randomFile(filepath.Join(src, "payload.bin"), int64(sizeMiB)<<20); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(src, "etc", "os-release"), []byte("NAME=moobi-bench\n"), 0o644); err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "rootfs.squashfs")
-	if b, err := exec.CommandContext(ctx, "mksquashfs", src, out, "-noappend", "-noI", "-noD", "-noF", "-noX", "-quiet").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("mksquashfs: %v\n%s", err, b)
-	}
-	return out, os.RemoveAll(src)
 }
 
 func memAvailable() int64 {

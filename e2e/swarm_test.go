@@ -3,9 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,27 +16,13 @@ import (
 )
 
 // makeSquashfs builds a real squashfs image holding sizeMiB of random data
-// (stored uncompressed, so the image is about that size).
+// (lab.RandomSquashfs).
 func makeSquashfs(t *testing.T, dir string, sizeMiB int) string {
 	t.Helper()
-	src := filepath.Join(dir, "rootfs-src")
-	if err := os.MkdirAll(filepath.Join(src, "etc"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(src, "payload.bin"))
+	out, err := lab.RandomSquashfs(context.Background(), dir, sizeMiB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.CopyN(f, rand.Reader, int64(sizeMiB)<<20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	writeFile(t, filepath.Join(src, "etc", "os-release"), "NAME=moobi-test\n")
-	out := filepath.Join(dir, "rootfs.squashfs")
-	if b, err := exec.Command("mksquashfs", src, out, "-noappend", "-noI", "-noD", "-noF", "-noX", "-quiet").CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs: %v\n%s", err, b)
-	}
-	os.RemoveAll(src)
 	return out
 }
 

@@ -2,9 +2,11 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -133,4 +135,34 @@ func sourceHash(root string, paths ...string) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// RandomSquashfs writes dir/rootfs.squashfs: a squashfs holding sizeMiB of
+// random data and an /etc/os-release, stored uncompressed so that the
+// image is about that size. It is an image to distribute, not to boot.
+func RandomSquashfs(ctx context.Context, dir string, sizeMiB int) (string, error) {
+	src := filepath.Join(dir, "rootfs-src")
+	if err := os.MkdirAll(filepath.Join(src, "etc"), 0o755); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(src)
+	f, err := os.Create(filepath.Join(src, "payload.bin"))
+	if err != nil {
+		return "", err
+	}
+	_, err = io.CopyN(f, rand.Reader, int64(sizeMiB)<<20)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("random payload: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "etc", "os-release"), []byte("NAME=moobi-test\n"), 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "rootfs.squashfs")
+	if b, err := exec.CommandContext(ctx, "mksquashfs", src, out, "-noappend", "-noI", "-noD", "-noF", "-noX", "-quiet").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("mksquashfs: %v\n%s", err, b)
+	}
+	return out, nil
 }
