@@ -121,12 +121,6 @@ func (b *runner) bootSection(ctx context.Context) (extraSection, error) {
 	if f.imageMiB < 0 || f.repeat < 1 || f.timeout <= 0 {
 		return extraSection{}, errors.New("--boot-image-mib must be ≥ 0, --boot-repeat and --boot-timeout positive")
 	}
-	need := map[string]string{"nginx": "nginx", "curl": "curl", "qemu-system-x86_64": "qemu-system-x86", "mksquashfs": "squashfs-tools"}
-	for tool, pkg := range need {
-		if _, err := lookPath(tool); err != nil {
-			return extraSection{}, fmt.Errorf("%s missing (Debian package %s)", tool, pkg)
-		}
-	}
 	files := []string{lab.BusyboxPath, "/usr/lib/ipxe/undionly.kpxe"}
 	if f.firmware != "bios" {
 		files = append(files, lab.OVMFCode, lab.OVMFVars, "/usr/lib/ipxe/ipxe.efi")
