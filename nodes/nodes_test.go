@@ -127,24 +127,7 @@ func TestTimeline(t *testing.T) {
 
 func TestListOmitsEventsAndIncludesUnseenHosts(t *testing.T) {
 	r, _, _ := newTestRegistry()
-	kernel := filepath.Join(t.TempDir(), "vmlinuz")
-	os.WriteFile(kernel, []byte("k"), 0o644)
-	inv, err := inventory.Parse("hosts.yaml", []byte(`appliance:
-  interface: lo
-profiles:
-  p:
-    kernel: `+kernel+`
-hosts:
-  a:
-    mac: 52:54:00:12:34:01
-    profile: p
-  b:
-    mac: 52:54:00:12:34:02
-    profile: p
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv := twoHostInventory(t)
 	r.Seen(mac1, "", nodeapi.StateDHCP, "x", "")
 	other := net.HardwareAddr{2, 0, 0, 0, 0, 9}
 	r.Seen(other, "", nodeapi.StateDHCP, "y", "")
@@ -336,4 +319,29 @@ func TestSeenAt(t *testing.T) {
 	if n.State != nodeapi.StateKernel || n.LastEvent != "fetched the kernel" || n.Address != "10.0.0.5" || n.Name != "n1" {
 		t.Errorf("node = %+v", n)
 	}
+}
+
+// twoHostInventory lists hosts a (52:54:00:12:34:01) and b
+// (52:54:00:12:34:02), both booting profile p.
+func twoHostInventory(t *testing.T) *inventory.Inventory {
+	t.Helper()
+	kernel := filepath.Join(t.TempDir(), "vmlinuz")
+	os.WriteFile(kernel, []byte("k"), 0o644)
+	inv, err := inventory.Parse("hosts.yaml", []byte(`appliance:
+  interface: lo
+profiles:
+  p:
+    kernel: `+kernel+`
+hosts:
+  a:
+    mac: 52:54:00:12:34:01
+    profile: p
+  b:
+    mac: 52:54:00:12:34:02
+    profile: p
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }

@@ -317,24 +317,7 @@ func TestEvictionOldestFirst(t *testing.T) {
 }
 
 func TestCountsMatchesList(t *testing.T) {
-	kernel := filepath.Join(t.TempDir(), "vmlinuz")
-	os.WriteFile(kernel, []byte("k"), 0o644)
-	inv, err := inventory.Parse("hosts.yaml", []byte(`appliance:
-  interface: lo
-profiles:
-  p:
-    kernel: `+kernel+`
-hosts:
-  a:
-    mac: 52:54:00:12:34:01
-    profile: p
-  b:
-    mac: 52:54:00:12:34:02
-    profile: p
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv := twoHostInventory(t)
 	other := net.HardwareAddr{2, 0, 0, 0, 0, 9}
 	for _, tc := range []struct {
 		name  string
