@@ -15,11 +15,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"moobi/bootserver"
 	"moobi/bootserver/dashboard"
 	"moobi/initrd/build"
 	"moobi/inventory"
+	"moobi/logbuf"
 	"moobi/metrics"
 )
 
@@ -99,11 +101,16 @@ func serve(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, err := newLogger(stderr, *level, *format)
+	// A line per DHCP reply and HTTP request: written in batches, at most
+	// logDelay late, warnings and errors at once.
+	lw := logbuf.New(stderr, logDelay)
+	defer lw.Close()
+	log, err := newLogger(lw, *level, *format)
 	if err != nil {
 		fmt.Fprintln(stderr, "moobi serve:", err)
 		return 2
 	}
+	log = slog.New(logbuf.Handler(log.Handler(), lw, slog.LevelWarn))
 	store, err := inventory.Open(*config, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -133,6 +140,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// logDelay is how late moobi serve writes an info line at most.
+const logDelay = 100 * time.Millisecond
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level

@@ -13,9 +13,11 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"moobi/bootserver"
 	"moobi/inventory"
+	"moobi/logbuf"
 	"moobi/metrics"
 )
 
@@ -35,7 +37,10 @@ func harnessMain(args []string) int {
 	if *mutexOut != "" {
 		runtime.SetMutexProfileFraction(1)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Logged as moobi serve logs: in batches, warnings at once.
+	lw := logbuf.New(os.Stderr, 100*time.Millisecond)
+	defer lw.Close()
+	log := slog.New(logbuf.Handler(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelInfo}), lw, slog.LevelWarn))
 	store, err := inventory.Open(*cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

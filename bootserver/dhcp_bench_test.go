@@ -15,6 +15,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
+	"golang.org/x/net/ipv4"
 
 	"moobi/bootserver/proxydhcp"
 	"moobi/inventory"
@@ -22,8 +23,9 @@ import (
 	"moobi/nodes"
 )
 
-// packetConn hands out prepared packets, one per ReadFrom, and discards
-// what is written; after the last packet it cancels the serve context.
+// packetConn hands out prepared packets, as many as a batch holds (a
+// storm fills every batch), and discards what is written; after the last
+// packet it cancels the serve context.
 type packetConn struct {
 	pkts   [][]byte
 	n      int // packets to hand out
@@ -46,6 +48,25 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (c *packetConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	c.writes.Add(1)
 	return len(b), nil
+}
+
+func (c *packetConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
+	n := 0
+	for n < len(ms) && c.i < c.n {
+		ms[n].N, _, _ = c.ReadFrom(ms[n].Buffers[0])
+		ms[n].Addr = c.peer
+		n++
+	}
+	if n == 0 {
+		_, _, err := c.ReadFrom(nil)
+		return 0, err
+	}
+	return n, nil
+}
+
+func (c *packetConn) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
+	c.writes.Add(int64(len(ms)))
+	return len(ms), nil
 }
 
 func (c *packetConn) Close() error                     { return nil }
