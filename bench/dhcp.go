@@ -29,6 +29,8 @@ type dhcpResult struct {
 	// timestamps (-x t), in milliseconds.
 	P50, P99, Max float64
 	Samples       int
+	// ClientCPU is perfdhcp's own CPU time (user+system) in seconds.
+	ClientCPU float64
 }
 
 // perfdhcp runs perfdhcp in the client namespace for secs seconds at rate
@@ -64,6 +66,9 @@ func (b *runner) perfdhcp(ctx context.Context, rate, secs int, label string) (dh
 	r, err := parsePerfdhcp(string(out))
 	if err != nil {
 		return r, fmt.Errorf("perfdhcp output: %w\n%s", err, tail(string(out), 20))
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		r.ClientCPU = (ps.UserTime() + ps.SystemTime()).Seconds()
 	}
 	if rate > 0 {
 		// perfdhcp's rate counts the 200 ms wait; replies to the

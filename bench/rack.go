@@ -301,19 +301,41 @@ func txBytes(ctx context.Context, ns, dev string) (int64, error) {
 	return links[0].Stats.TX.Bytes, nil
 }
 
-// cpuTicks is the machine's busy and total CPU time (/proc/stat, in ticks).
-func cpuTicks() (busy, total int64) {
+// busyMeter measures the machine's busy share of its CPUs over an
+// interval: one minus the idle time /proc/stat reports (idle and iowait)
+// over the wall-clock time of all CPUs. The kernel accounts idle time
+// exactly (at each idle entry and exit) and busy time by sampling at
+// ticks, which misses most of a load that wakes a thousand times a second
+// for a few microseconds; so the busy share is taken from the idle time.
+type busyMeter struct {
+	start time.Time
+	idle  float64
+}
+
+func startBusyMeter() busyMeter { return busyMeter{time.Now(), idleSeconds()} }
+
+// share is the busy share since start, from 0 to 1.
+func (m busyMeter) share() float64 {
+	wall := time.Since(m.start).Seconds() * float64(runtime.NumCPU())
+	if wall <= 0 {
+		return 0
+	}
+	return min(1, max(0, 1-(idleSeconds()-m.idle)/wall))
+}
+
+// idleSeconds is the machine's idle and iowait time (/proc/stat).
+func idleSeconds() float64 {
 	b, _ := os.ReadFile("/proc/stat")
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
+	var ticks int64
+	for _, i := range []int{4, 5} { // cpu user nice system idle iowait
+		if i < len(f) {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
 		}
 	}
-	return busy, total
+	return float64(ticks) / 100 // USER_HZ
 }
 
 // nodeRun is one node's part of a rack run.
@@ -350,7 +372,7 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 	if err != nil {
 		return run, err
 	}
-	busy0, total0 := cpuTicks()
+	busy := startBusyMeter()
 	nodes := make([]nodeRun, n)
 	errs := make([]error, n)
 	cmds := make([]*exec.Cmd, n)
@@ -412,7 +434,7 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 	}
 	verified.Wait()
 	run.all = time.Since(start).Seconds()
-	busy1, total1 := cpuTicks()
+	run.cpuBusy = busy.share()
 	close(allDone)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -423,9 +445,6 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 		return run, err
 	}
 	run.applianceTx = tx1 - tx0
-	if total1 > total0 {
-		run.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
-	}
 	for _, cmd := range cmds {
 		// `ip netns exec` execs the client in place: this is its usage.
 		if st := cmd.ProcessState; st != nil {
@@ -684,14 +703,41 @@ func procMemory(pid int) (rss, hwm int64) {
 	return rss, hwm
 }
 
-// procCPU is a process's user+system CPU time in seconds.
-func procCPU(pid int) float64 {
+// groupCPU is the user+system CPU time in seconds of the live processes
+// of process group pgid (a server and the workers it forked).
+func groupCPU(pgid int) float64 {
+	ents, _ := os.ReadDir("/proc")
+	var sum float64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(pid); len(f) > 13 {
+			if pg, _ := strconv.Atoi(f[2]); pg == pgid {
+				ut, _ := strconv.ParseInt(f[11], 10, 64)
+				st, _ := strconv.ParseInt(f[12], 10, 64)
+				sum += float64(ut+st) / 100 // USER_HZ
+			}
+		}
+	}
+	return sum
+}
+
+// procStat is the fields of /proc/PID/stat after the command name: state
+// is [0], pgrp [2], utime [11], stime [12].
+func procStat(pid int) []string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	s := string(b)
 	if i := strings.LastIndexByte(s, ')'); i >= 0 {
 		s = s[i+1:]
 	}
-	f := strings.Fields(s)
+	return strings.Fields(s)
+}
+
+// procCPU is a process's user+system CPU time in seconds.
+func procCPU(pid int) float64 {
+	f := procStat(pid)
 	if len(f) < 13 {
 		return 0
 	}

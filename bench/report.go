@@ -105,12 +105,13 @@ func (b *runner) report() string {
 
 	if b.c.sections["dhcp"] {
 		p("## Proxy DHCP (perfdhcp -i: DISCOVER → OFFER, %s simulated clients)\n\n", thousands(b.c.dhcpMACs))
-		p("| run | server | sent | received | drops | replies/s | p50 ms | p99 ms | max ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| run | server | sent | received | drops | replies/s | p50 ms | p99 ms | max ms | server CPU s | CPU µs per reply | machine CPU |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, wl := range b.sectionWorks("dhcp") {
 			for _, srv := range []string{"moobi", "dnsmasq"} {
 				if s, ok := b.median(wl, srv); ok {
 					r := s.dhcp
-					p("| %s | %s | %d | %d | %d | %.0f | %.3f | %.3f | %.3f |\n", wl.label, srv, r.Sent, r.Received, r.Drops, r.Rate, r.P50, r.P99, r.Max)
+					p("| %s | %s | %d | %d | %d | %.0f | %.3f | %.3f | %.3f | %.2f | %.0f | %.0f%% |\n", wl.label, srv, r.Sent, r.Received, r.Drops, r.Rate, r.P50, r.P99, r.Max,
+						s.serverCPU, 1e6*s.serverCPU/float64(r.Received), 100*s.machineCPU)
 				}
 			}
 		}
@@ -125,12 +126,12 @@ func (b *runner) report() string {
 		} else {
 			p("## HTTP (Go client, a new connection per download)\n\n")
 		}
-		p("| file, clients at once | server | downloads | errors | MB/s aggregate | p50 ms | p99 ms |\n|---|---|---:|---:|---:|---:|---:|\n")
+		p("| file, clients at once | server | downloads | errors | MB/s aggregate | p50 ms | p99 ms | server CPU s | machine CPU |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, wl := range b.sectionWorks(sec) {
 			for _, srv := range []string{"moobi", b.refs[sec]} {
 				if s, ok := b.median(wl, srv); ok {
 					r := s.xfer
-					p("| %s | %s | %d | %d | %.1f | %.1f | %.1f |\n", wl.label, srv, r.Transfers, r.Errors, r.MBps, r.P50, r.P99)
+					p("| %s | %s | %d | %d | %.1f | %.1f | %.1f | %.2f | %.0f%% |\n", wl.label, srv, r.Transfers, r.Errors, r.MBps, r.P50, r.P99, s.serverCPU, 100*s.machineCPU)
 				}
 			}
 		}
@@ -168,7 +169,7 @@ func (b *runner) report() string {
 				}
 			}
 		}
-		p("\nMB/s is 10^6 bytes per second. Proxy DHCP latencies are perfdhcp's per-exchange send and receive timestamps (`-x t`) of the answered DISCOVERs; sent, received, drops and replies/s are perfdhcp's own report. TFTP and HTTP latencies are whole downloads, first request to last byte.\n")
+		p("\nMB/s is 10^6 bytes per second. Proxy DHCP latencies are perfdhcp's per-exchange send and receive timestamps (`-x t`) of the answered DISCOVERs; sent, received, drops and replies/s are perfdhcp's own report. Server CPU is the user+system time of the server's processes (its process group) during the run; machine CPU is the whole machine's busy share over it, the load generator included. TFTP and HTTP latencies are whole downloads, first request to last byte.\n")
 	}
 	return w.String()
 }

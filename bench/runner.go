@@ -31,6 +31,10 @@ type sample struct {
 	load string // the 1-minute load average when the run started
 	dhcp dhcpResult
 	xfer xferResult
+	// serverCPU is the CPU time (user+system) the server's processes
+	// used during the run; machineCPU the machine's busy share.
+	serverCPU  float64
+	machineCPU float64
 }
 
 type runner struct {
@@ -187,7 +191,11 @@ func (b *runner) section(ctx context.Context, name string, servers []server, run
 			}
 			for _, w := range works {
 				load := strings.Fields(loadAvg())[0]
+				cpu0 := groupCPU(p.cmd.Process.Pid)
+				busy := startBusyMeter()
 				s, err := run(ctx, srv, w)
+				s.serverCPU = groupCPU(p.cmd.Process.Pid) - cpu0
+				s.machineCPU = busy.share()
 				if err == nil && p.exited() {
 					err = fmt.Errorf("%s exited during the run: %v\n%s", srv.name, p.err, p.logTail(20))
 				}
@@ -211,10 +219,10 @@ func (b *runner) section(ctx context.Context, name string, servers []server, run
 func (s sample) summary(w workload) string {
 	if w.section == "dhcp" {
 		r := s.dhcp
-		return fmt.Sprintf("sent %d received %d drops %d rate %.0f/s p50 %.3f ms p99 %.3f ms", r.Sent, r.Received, r.Drops, r.Rate, r.P50, r.P99)
+		return fmt.Sprintf("sent %d received %d drops %d rate %.0f/s p50 %.3f ms p99 %.3f ms, server CPU %.2f s, perfdhcp CPU %.2f s, machine %.0f%%", r.Sent, r.Received, r.Drops, r.Rate, r.P50, r.P99, s.serverCPU, r.ClientCPU, 100*s.machineCPU)
 	}
 	r := s.xfer
-	return fmt.Sprintf("%d transfers, %d errors, %.1f MB/s, p50 %.1f ms p99 %.1f ms", r.Transfers, r.Errors, r.MBps, r.P50, r.P99)
+	return fmt.Sprintf("%d transfers, %d errors, %.1f MB/s, p50 %.1f ms p99 %.1f ms, server CPU %.2f s, machine %.0f%%", r.Transfers, r.Errors, r.MBps, r.P50, r.P99, s.serverCPU, 100*s.machineCPU)
 }
 
 func (b *runner) runDHCP(ctx context.Context, srv server, w workload) (sample, error) {
