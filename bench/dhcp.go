@@ -44,6 +44,12 @@ func (b *runner) perfdhcp(ctx context.Context, rate, secs int, label string) (dh
 		"-b", "mac=52:54:00:00:00:00", "-R", strconv.Itoa(b.c.dhcpMACs),
 		"-p", strconv.Itoa(secs),
 		"-x", "t",
+		// One thread: perfdhcp's default on a multi-core machine is a
+		// second, receiving thread, which on this bench's two cores took
+		// 1.5 of them and starved the server under test (a quarter of
+		// the DISCOVERs went unanswered for both servers). Single, it
+		// takes one core and leaves the other to the server.
+		"-g", "single",
 	}
 	if rate > 0 {
 		// At a set rate, wait 200 ms after the last DISCOVER for the

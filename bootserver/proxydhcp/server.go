@@ -60,12 +60,21 @@ func RequestedAddress(req *dhcpv4.DHCPv4) (netip.Addr, bool) {
 	return a, true
 }
 
+// readBuffer is the receive buffer the proxy asks for: about 5,000
+// DISCOVERs, what a rack powering on sends while a garbage collection or
+// a busy core holds the server up a few milliseconds. The kernel caps it
+// at net.core.rmem_max (twice that, with its bookkeeping).
+const readBuffer = 4 << 20
+
 // Listen opens the server's socket: UDP on Port, bound to Interface, with
-// broadcast allowed.
+// broadcast allowed and a receive buffer of up to readBuffer bytes.
 func (s *Server) Listen() (net.PacketConn, error) {
 	conn, err := server4.NewIPv4UDPConn(s.Interface, &net.UDPAddr{Port: s.Port})
 	if err != nil {
 		return nil, fmt.Errorf("proxy DHCP listen on %s port %d: %w", s.Interface, s.Port, err)
+	}
+	if err := conn.SetReadBuffer(readBuffer); err != nil {
+		s.Log.Warn("proxy DHCP receive buffer left at the system default", "port", s.Port, "err", err)
 	}
 	return conn, nil
 }
