@@ -11,6 +11,7 @@ package nodes
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -108,6 +109,9 @@ type Registry struct {
 
 	mu    sync.Mutex
 	nodes map[string]*entry // by MAC
+	// addrs indexes the nodes by Address: usually one per address, two
+	// or more while an older lease's node still holds it.
+	addrs map[string][]*entry
 	// order holds the nodes in the order they are forgotten in: the
 	// unlisted ones ([0]), then the others ([1]), each updated longest ago
 	// first.
@@ -132,7 +136,7 @@ type entry struct {
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{nodes: map[string]*entry{}, dirty: map[string]struct{}{}, now: time.Now}
+	return &Registry{nodes: map[string]*entry{}, addrs: map[string][]*entry{}, dirty: map[string]struct{}{}, now: time.Now}
 }
 
 // node returns the node with mac, recording it if it is new. r.mu is held.
@@ -189,8 +193,39 @@ func (r *Registry) evict() {
 	}
 	r.order[e.rank()].remove(e)
 	delete(r.nodes, e.MAC)
+	r.unindex(e)
 	if e.saved {
 		r.dirty[e.MAC] = struct{}{}
+	}
+}
+
+// setAddress sets e's address and keeps the address index. r.mu is held.
+func (r *Registry) setAddress(e *entry, addr string) {
+	if e.Address == addr {
+		return
+	}
+	r.unindex(e)
+	e.Address = addr
+	r.index(e)
+}
+
+// index adds e to the address index. r.mu is held.
+func (r *Registry) index(e *entry) {
+	if e.Address != "" {
+		r.addrs[e.Address] = append(r.addrs[e.Address], e)
+	}
+}
+
+// unindex removes e from the address index. r.mu is held.
+func (r *Registry) unindex(e *entry) {
+	if e.Address == "" {
+		return
+	}
+	at := slices.DeleteFunc(r.addrs[e.Address], func(o *entry) bool { return o == e })
+	if len(at) == 0 {
+		delete(r.addrs, e.Address)
+	} else {
+		r.addrs[e.Address] = at
 	}
 }
 
@@ -396,7 +431,7 @@ func (r *Registry) seen(e *entry, state, what, addr string) {
 		n.Reason = ""
 	}
 	if addr != "" {
-		n.Address = addr
+		r.setAddress(e, addr)
 	}
 	r.touch(e)
 }
@@ -428,7 +463,7 @@ func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, ad
 		n.Done, n.Total, n.FromPeers, n.FromSeed, n.Reused = e.Done, e.Total, e.FromPeers, e.FromSeed, e.Reused
 	}
 	if addr != "" {
-		n.Address = addr
+		r.setAddress(ent, addr)
 	}
 	r.touch(ent)
 }
@@ -440,7 +475,7 @@ func (r *Registry) Addressed(mac net.HardwareAddr, name string, addr netip.Addr)
 	defer r.mu.Unlock()
 	n := r.node(mac, name)
 	if a := addr.String(); n.Address != a {
-		n.Address = a
+		r.setAddress(n, a)
 		r.touch(n)
 	}
 }
@@ -453,7 +488,7 @@ func (r *Registry) Bind(mac net.HardwareAddr, name, addr string) (bound string, 
 	defer r.mu.Unlock()
 	n := r.node(mac, name)
 	if n.Address == "" {
-		n.Address = addr
+		r.setAddress(n, addr)
 		r.touch(n)
 	}
 	return n.Address, n.Address == addr
@@ -570,8 +605,8 @@ func (r *Registry) ByAddress(addr string) (mac, name string, ok bool) {
 // held.
 func (r *Registry) byAddress(addr string) *entry {
 	var best *entry
-	for _, e := range r.nodes {
-		if e.Address == addr && (best == nil || e.Updated.After(best.Updated)) {
+	for _, e := range r.addrs[addr] {
+		if best == nil || e.Updated.After(best.Updated) {
 			best = e
 		}
 	}

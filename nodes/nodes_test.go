@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -180,6 +181,46 @@ func TestByAddressPrefersLatest(t *testing.T) {
 		if mac, name, ok := r.ByAddress("10.0.0.9"); !ok || mac != mac2.String() || name != "new" {
 			t.Fatalf("ByAddress = %s %s %v, want the latest node", mac, name, ok)
 		}
+	}
+}
+
+// The address index follows a node to a new address, forgets evicted
+// nodes and is rebuilt by Load.
+func TestByAddressFollowsChanges(t *testing.T) {
+	r, c, _ := newTestRegistry()
+	r.Seen(mac1, "n1", nodeapi.StateFirmware, "x", "10.0.0.7")
+	r.Addressed(mac1, "n1", netip.MustParseAddr("10.0.0.8"))
+	if _, _, ok := r.ByAddress("10.0.0.7"); ok {
+		t.Error("the node's old address still finds it")
+	}
+	if mac, _, ok := r.ByAddress("10.0.0.8"); !ok || mac != mac1.String() {
+		t.Errorf("ByAddress(new address) = %s %v, want %s", mac, ok, mac1)
+	}
+
+	path := filepath.Join(t.TempDir(), "nodes.json")
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	r2, _, _ := newTestRegistry()
+	if err := r2.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if mac, _, ok := r2.ByAddress("10.0.0.8"); !ok || mac != mac1.String() {
+		t.Errorf("after Load, ByAddress = %s %v, want %s", mac, ok, mac1)
+	}
+
+	// Fill the registry with newer nodes: mac1, updated longest ago,
+	// is forgotten, and so is its address.
+	for i := range MaxNodes {
+		c.add(time.Millisecond)
+		mac := net.HardwareAddr{0x52, 0x54, 0, 0x77, byte(i >> 8), byte(i)}
+		r.Seen(mac, fmt.Sprintf("n%d", i), nodeapi.StateFirmware, "x", fmt.Sprintf("10.1.%d.%d", i>>8, i&0xff))
+	}
+	if _, _, ok := r.ByAddress("10.0.0.8"); ok {
+		t.Error("a forgotten node is still found by its address")
+	}
+	if mac, _, ok := r.ByAddress("10.1.3.4"); !ok || mac != "52:54:00:77:03:04" {
+		t.Errorf("ByAddress(10.1.3.4) = %s %v", mac, ok)
 	}
 }
 

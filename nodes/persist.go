@@ -209,11 +209,13 @@ func (r *Registry) Load(path string) error {
 		}
 		if old := r.nodes[n.MAC]; old != nil {
 			r.order[old.rank()].remove(old)
+			r.unindex(old)
 		}
 		e := &entry{Node: *n}
 		e.unlisted = r.unlisted(e)
 		r.nodes[n.MAC] = e
 		r.order[e.rank()].insert(e)
+		r.index(e)
 		// Saved once again, in this version's form.
 		r.dirty[n.MAC] = struct{}{}
 		r.seq = max(r.seq, n.Seq)
