@@ -288,7 +288,7 @@ func (s *Service) dhcpEnv() proxydhcp.Env {
 			_, _, ok := inv.Lookup(mac)
 			return ok
 		},
-		ScriptURL: func(mac net.HardwareAddr) string { return base + "/boot/" + mac.String() + ".ipxe" },
+		ScriptURL: func(mac net.HardwareAddr) string { return httpd.ScriptURL(base, mac) },
 		BootFiles: files,
 	}
 	s.env.Store(&envEntry{inv: inv, env: env})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +20,12 @@ const retryLine = "Moobi: boot failed, retrying in 5 seconds"
 // boots an image profile through a slow link; once the appliance sees it
 // fetch its kernel, the appliance is SIGKILLed mid-download. iPXE's boot
 // script says on the console that the boot failed and keeps retrying while
-// the appliance is down; the appliance restarts on the same config and
-// data_dir (link no longer slow), the next retry loads the kernel and
-// initrds, and the node verifies its image and runs it, without a reboot.
+// the appliance is down. Meanwhile a new version of the image is published
+// with --keep 1, which deletes the version the node was loading. The
+// appliance restarts on the same config and data_dir (link no longer
+// slow), the next retry fetches a fresh boot script, which names the new
+// version, and the node verifies that version and runs it, without a
+// reboot.
 func TestFirmwareRetriesWhileApplianceDown(t *testing.T) {
 	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs", "tc")
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
@@ -60,6 +64,15 @@ func TestFirmwareRetriesWhileApplianceDown(t *testing.T) {
 	}
 	t.Logf("iPXE retried %d times in the %.1fs the appliance was down", strings.Count(vm.Console(), retryLine), time.Since(downAt).Seconds())
 
+	// A new version, keeping only it: the URLs of the version the node
+	// was loading are gone.
+	image2 := filepath.Join(l.Dir(), "image2.squashfs")
+	if err := lab.BuildBootImage(image2, 8); err != nil {
+		t.Fatal(err)
+	}
+	v2 := r.publish(t, ctx, image2, "--keep", "1")
+	t.Logf("published %s with --keep 1 while the appliance was down (the node was loading %s)", v2, r.version)
+
 	// Back, on the same config and data_dir, on a fast link.
 	run(t, ctx, "tc", "-n", l.ApplianceNS(), "qdisc", "del", "dev", lab.BridgeName, "root")
 	restartedAt := time.Now()
@@ -78,8 +91,9 @@ func TestFirmwareRetriesWhileApplianceDown(t *testing.T) {
 
 	// The timeline ends running, after the node verified its image.
 	var n struct {
-		State  string      `json:"state"`
-		Phases []phaseView `json:"phases"`
+		State   string      `json:"state"`
+		Version string      `json:"version"`
+		Phases  []phaseView `json:"phases"`
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -102,6 +116,9 @@ func TestFirmwareRetriesWhileApplianceDown(t *testing.T) {
 	t.Logf("%s timeline: %s", node.name, strings.Join(phases, " → "))
 	if k := len(n.Phases); n.State != "running" || k < 2 || n.Phases[k-1].State != "running" || n.Phases[k-2].State != "verified" {
 		t.Fatalf("%s is %q, timeline %v; want running after verified", node.name, n.State, phases)
+	}
+	if n.Version != v2 {
+		t.Errorf("%s runs version %q, want %s, the only one kept", node.name, n.Version, v2)
 	}
 	if err := r.app.WaitLog(ctx, time.Minute, func(e lab.LogEntry) bool {
 		return e.Msg == "node event" && e.MAC == node.mac && e.State == "verified" && e.Time.After(restartedAt)

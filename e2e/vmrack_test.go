@@ -21,6 +21,7 @@ type vmRack struct {
 	bin, cfg             string
 	kernel, modules, key string
 	image                string // the first image published
+	version              string // its version
 	size                 int64  // its size
 }
 
@@ -101,7 +102,7 @@ func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
 		t.Fatal(err)
 	}
 	r.size = st.Size()
-	r.publish(t, ctx, r.image)
+	r.version = r.publish(t, ctx, r.image)
 	r.app = startAppliance(t, ctx, r.l, r.bin, r.cfg)
 	if err := r.app.WaitLog(ctx, time.Minute, func(e lab.LogEntry) bool { return e.Msg == "seeding" }); err != nil {
 		t.Fatal(err)
@@ -109,13 +110,21 @@ func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
 	return r
 }
 
-// publish adds a version of the web image made of rootfs.
-func (r *vmRack) publish(t *testing.T, ctx context.Context, rootfs string) {
+// publish adds a version of the web image made of rootfs and returns the
+// version's name; extra are more `moobi image add` flags.
+func (r *vmRack) publish(t *testing.T, ctx context.Context, rootfs string, extra ...string) string {
 	t.Helper()
-	if out, err := exec.CommandContext(ctx, r.bin, "image", "add", "--config", r.cfg, "--name", "web",
-		"--kernel", r.kernel, "--rootfs", rootfs, "--modules", r.modules).CombinedOutput(); err != nil {
+	args := append([]string{"image", "add", "--config", r.cfg, "--name", "web",
+		"--kernel", r.kernel, "--rootfs", rootfs, "--modules", r.modules}, extra...)
+	out, err := exec.CommandContext(ctx, r.bin, args...).CombinedOutput()
+	if err != nil {
 		t.Fatalf("image add: %v\n%s", err, out)
 	}
+	var version string
+	if _, err := fmt.Sscanf(string(out), "published web version %s", &version); err != nil {
+		t.Fatalf("image add printed no version: %v\n%s", err, out)
+	}
+	return version
 }
 
 // url is the appliance's HTTP root as the lab reaches it.

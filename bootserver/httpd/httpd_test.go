@@ -103,6 +103,8 @@ func TestBootScript(t *testing.T) {
 		"kernel http://10.99.0.1:8080/profiles/rescue/kernel initrd=rescue.cpio.gz console=ttyS0 quiet moobi.hostname=rack1-node01 || goto failed\n",
 		"initrd http://10.99.0.1:8080/profiles/rescue/initrd/0/rescue.cpio.gz || goto failed\n",
 		"boot || goto failed\n",
+		// After a failure, the current script: what the appliance says now.
+		"chain --replace --autofree http://10.99.0.1:8080/boot/52:54:00:12:34:01.ipxe || goto failed\n",
 	} {
 		if !strings.Contains(script, want) {
 			t.Errorf("script lacks %q:\n%s", want, script)
@@ -221,12 +223,13 @@ func TestImageScript(t *testing.T) {
 	}
 	want := "#!ipxe\n" +
 		"echo Moobi: booting rack1-node02 (52:54:00:12:34:02) into image web version v7\n" +
-		":retry\nimgfree\n" +
+		"imgfree\n" +
 		"kernel http://10.99.0.1:8080/images/web/v7/kernel initrd=node-initrd.cpio.gz initrd=modules console=ttyS0 " +
 		"moobi.server=http://10.99.0.1:8080 moobi.mac=52:54:00:12:34:02 moobi.hostname=rack1-node02 moobi.version=v7 || goto failed\n" +
 		"initrd http://10.99.0.1:8080/node/node-initrd.cpio.gz || goto failed\n" +
 		"initrd http://10.99.0.1:8080/images/web/v7/modules || goto failed\n" +
-		"boot || goto failed\n:failed\necho Moobi: boot failed, retrying in 5 seconds\nsleep 5 ||\ngoto retry\n"
+		"boot || goto failed\n:failed\necho Moobi: boot failed, retrying in 5 seconds\nsleep 5 ||\n" +
+		"chain --replace --autofree http://10.99.0.1:8080/boot/52:54:00:12:34:02.ipxe || goto failed\n"
 	if diff := cmp.Diff(want, string(b)); diff != "" {
 		t.Fatalf("script (-want +got):\n%s", diff)
 	}

@@ -3,6 +3,7 @@ package httpd
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 
@@ -15,8 +16,9 @@ import (
 //
 // Each initrd is fetched under its file name, and the kernel command line
 // names them with initrd=NAME: a UEFI kernel's EFI stub loads initrds by
-// those names (BIOS kernels ignore the argument). A failed download is
-// retried rather than dropping the machine to a shell. moobi.hostname=NAME
+// those names (BIOS kernels ignore the argument). After a failed download
+// the script fetches itself again rather than dropping the machine to a
+// shell (see retryScript). moobi.hostname=NAME
 // tells the booted system the host's name from hosts.yaml. iPXE expands
 // settings such as ${net0/mac} in the command line.
 func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, error) {
@@ -37,16 +39,25 @@ func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, er
 		initrds[i] = fmt.Sprintf("%s/initrd/%d/%s", prof, i, url.PathEscape(p.InitrdName(i)))
 	}
 	banner := fmt.Sprintf("booting %s (%s) with profile %s", host.Name, host.MAC, p.Name)
-	return retryScript(banner, prof+"/kernel", args, initrds), nil
+	return retryScript(banner, ScriptURL(base, host.MAC), prof+"/kernel", args, initrds), nil
+}
+
+// ScriptURL is where the node with mac fetches its boot script; base is
+// the appliance's HTTP root.
+func ScriptURL(base string, mac net.HardwareAddr) string {
+	return base + "/boot/" + mac.String() + ".ipxe"
 }
 
 // retryScript is an iPXE script that loads a kernel (with its command line
-// args) and initrds, boots, and on any failure waits 5 s and starts over.
-func retryScript(banner, kernel string, args, initrds []string) []byte {
+// args) and initrds and boots. On any failure it waits 5 s and replaces
+// itself with a fresh copy of the node's boot script (self, its URL), and
+// does so again until that fetch succeeds: a node whose appliance went
+// away retries until it is back, then boots what the appliance says now,
+// not URLs of an image version that may be gone by then.
+func retryScript(banner, self, kernel string, args, initrds []string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "#!ipxe\n")
 	fmt.Fprintf(&b, "echo Moobi: %s\n", banner)
-	fmt.Fprintf(&b, ":retry\n")
 	fmt.Fprintf(&b, "imgfree\n")
 	fmt.Fprintf(&b, "kernel %s %s || goto failed\n", kernel, strings.Join(args, " "))
 	for _, u := range initrds {
@@ -56,7 +67,7 @@ func retryScript(banner, kernel string, args, initrds []string) []byte {
 	fmt.Fprintf(&b, ":failed\n")
 	fmt.Fprintf(&b, "echo Moobi: boot failed, retrying in 5 seconds\n")
 	fmt.Fprintf(&b, "sleep 5 ||\n")
-	fmt.Fprintf(&b, "goto retry\n")
+	fmt.Fprintf(&b, "chain --replace --autofree %s || goto failed\n", self)
 	return b.Bytes()
 }
 
@@ -84,5 +95,5 @@ func ImageScript(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest
 		initrds = append(initrds, ver+"/"+catalog.FileModules)
 	}
 	banner := fmt.Sprintf("booting %s (%s) into image %s version %s", host.Name, host.MAC, m.Name, m.Version)
-	return retryScript(banner, ver+"/kernel", args, initrds), nil
+	return retryScript(banner, ScriptURL(base, host.MAC), ver+"/kernel", args, initrds), nil
 }
