@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"log/slog"
 	"testing"
 
 	pp "github.com/anacrolix/torrent/peer_protocol"
@@ -34,5 +35,16 @@ func TestConfigCapsPeerRequests(t *testing.T) {
 	cfg.Callbacks.ReadExtendedHandshake(nil, &m)
 	if m.Reqq != MaxRequestsPerPeer {
 		t.Errorf("after the handshake callback reqq = %d, want %d", m.Reqq, MaxRequestsPerPeer)
+	}
+}
+
+// A node keeps at most NodePeerConns peers per image; the appliance's
+// seeder keeps the library's default, to serve a whole rack.
+func TestNodeConfigCapsPeers(t *testing.T) {
+	if got := NodeConfig(0, slog.New(slog.DiscardHandler)).EstablishedConnsPerTorrent; got != NodePeerConns {
+		t.Errorf("node: %d peer connections per image, want %d", got, NodePeerConns)
+	}
+	if got := Config(0, slog.New(slog.DiscardHandler)).EstablishedConnsPerTorrent; got <= NodePeerConns {
+		t.Errorf("appliance: %d peer connections per image, want the library's default (more than %d)", got, NodePeerConns)
 	}
 }

@@ -164,7 +164,7 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 		}
 		path = filepath.Join(o.Dir, cfg.Image+".rootfs")
 	}
-	ccfg := swarm.Config(o.Port, log.With("component", "torrent"))
+	ccfg := swarm.NodeConfig(o.Port, log.With("component", "torrent"))
 	seedBytes := &atomic.Int64{}
 	ccfg.WebTransport = countingTransport{http.DefaultTransport, seedBytes}
 	cl, err := torrent.NewClient(ccfg)

@@ -55,7 +55,7 @@ func Seed(ctx context.Context, specPath string, log *slog.Logger, ready func()) 
 	if spec.Port == 0 {
 		spec.Port = swarm.DefaultPort
 	}
-	cl, err := torrent.NewClient(swarm.Config(spec.Port, log.With("component", "torrent")))
+	cl, err := torrent.NewClient(swarm.NodeConfig(spec.Port, log.With("component", "torrent")))
 	if err != nil {
 		return fmt.Errorf("seeder: BitTorrent client on port %d: %w", spec.Port, err)
 	}
