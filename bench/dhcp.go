@@ -73,9 +73,7 @@ func (b *runner) perfdhcp(ctx context.Context, rate, secs int, label string) (dh
 	if err != nil {
 		return r, fmt.Errorf("perfdhcp output: %w\n%s", err, tail(string(out), 20))
 	}
-	if ps := cmd.ProcessState; ps != nil {
-		r.ClientCPU = (ps.UserTime() + ps.SystemTime()).Seconds()
-	}
+	r.ClientCPU = exitedCPU(cmd.ProcessState)
 	if rate > 0 {
 		// perfdhcp's rate counts the 200 ms wait; replies to the
 		// DISCOVERs of the test period over the test period is the

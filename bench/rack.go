@@ -447,9 +447,7 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 	run.applianceTx = tx1 - tx0
 	for _, cmd := range cmds {
 		// `ip netns exec` execs the client in place: this is its usage.
-		if st := cmd.ProcessState; st != nil {
-			run.nodeCPU += (st.UserTime() + st.SystemTime()).Seconds() / float64(n)
-		}
+		run.nodeCPU += exitedCPU(cmd.ProcessState) / float64(n)
 	}
 	var secs []float64
 	for _, nd := range nodes {
@@ -715,9 +713,7 @@ func groupCPU(pgid int) float64 {
 		}
 		if f := procStat(pid); len(f) > 13 {
 			if pg, _ := strconv.Atoi(f[2]); pg == pgid {
-				ut, _ := strconv.ParseInt(f[11], 10, 64)
-				st, _ := strconv.ParseInt(f[12], 10, 64)
-				sum += float64(ut+st) / 100 // USER_HZ
+				sum += statCPU(f)
 			}
 		}
 	}
@@ -736,14 +732,25 @@ func procStat(pid int) []string {
 }
 
 // procCPU is a process's user+system CPU time in seconds.
-func procCPU(pid int) float64 {
-	f := procStat(pid)
+func procCPU(pid int) float64 { return statCPU(procStat(pid)) }
+
+// statCPU is the user+system CPU time in seconds in procStat's fields.
+func statCPU(f []string) float64 {
 	if len(f) < 13 {
 		return 0
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return float64(ut+st) / 100 // USER_HZ
+}
+
+// exitedCPU is the user+system CPU time in seconds of a process that was
+// waited for (nil: none yet).
+func exitedCPU(ps *os.ProcessState) float64 {
+	if ps == nil {
+		return 0
+	}
+	return (ps.UserTime() + ps.SystemTime()).Seconds()
 }
 
 // httpFetchMain downloads --url to --out, hashing as it writes, and prints
