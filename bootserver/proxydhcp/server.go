@@ -151,7 +151,7 @@ func (s *Server) send(ctx context.Context, bc BatchConn, out []ipv4.Message, ans
 		sent += n
 		if err != nil && sent < len(out) {
 			a := answers[sent]
-			s.Log.LogAttrs(ctx, slog.LevelWarn, "proxy DHCP send failed", a.attrs(s.Port, slog.Any("to", a.dst), slog.Any("err", err))...)
+			s.Log.LogAttrs(ctx, slog.LevelWarn, "proxy DHCP send failed", requestAttrs(a.req, s.Port, slog.Any("to", a.dst), slog.Any("err", err))...)
 			sent++
 		}
 	}
@@ -165,12 +165,8 @@ type answer struct {
 	reply []byte
 }
 
-// attrs are the request's log attributes, built only for lines that are
-// logged: a storm of ignored packets costs no formatting.
-func (a answer) attrs(port int, kv ...slog.Attr) []slog.Attr {
-	return requestAttrs(a.req, port, kv...)
-}
-
+// requestAttrs are the request's log attributes, built only for lines
+// that are logged: a storm of ignored packets costs no formatting.
 func requestAttrs(req *dhcpv4.DHCPv4, port int, kv ...slog.Attr) []slog.Attr {
 	return append([]slog.Attr{
 		slog.String("mac", req.ClientHWAddr.String()), slog.String("xid", req.TransactionID.String()),
@@ -220,7 +216,7 @@ func (s *Server) sent(ctx context.Context, a answer) {
 	// with typed attributes formats the same line as Info with key-value
 	// pairs, without boxing each value.
 	if s.Log.Enabled(ctx, slog.LevelInfo) {
-		s.Log.LogAttrs(ctx, slog.LevelInfo, "proxy DHCP reply", a.attrs(s.Port, slog.String("reply", a.d.Reply.MessageType().String()),
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "proxy DHCP reply", requestAttrs(a.req, s.Port, slog.String("reply", a.d.Reply.MessageType().String()),
 			slog.String("firmware", string(a.d.Firmware)), slog.String("bootfile", a.d.BootFile), slog.Any("to", a.dst))...)
 	}
 	if s.Observer != nil {

@@ -50,10 +50,10 @@ const MaxRequestsPerPeer = 32
 // it wants, again at each change (PeerConn.updateRequests): profiled in a
 // rack of 8, that planning was 22 % of the CPU of the clients and the
 // appliance, and it grows with the peers a node talks to, although each
-// node receives and sends about one image whatever the rack's size. Twelve peers are enough to fill a
-// node's link from its neighbours; the tracker hands out the appliance
-// first while few nodes hold the whole image, and the web seed backs a
-// node up that hears nothing for a while.
+// node receives and sends about one image whatever the rack's size.
+// Twelve peers are enough to fill a node's link from its neighbours; the
+// tracker hands out the appliance first while few nodes hold the whole
+// image, and the web seed backs a node up that hears nothing for a while.
 //
 // Measured (`go run ./bench --only rack --rack-image-mib 128
 // --rack-appliance-rates 100mbit --rack-http-max 0`, 2 cores shared by
