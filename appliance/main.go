@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"moobi/bootserver"
 	"moobi/bootserver/dashboard"
@@ -102,8 +101,8 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	// A line per DHCP reply and HTTP request: written in batches, at most
-	// logDelay late, warnings and errors at once.
-	lw := logbuf.New(stderr, logDelay)
+	// logbuf.Delay late, warnings and errors at once.
+	lw := logbuf.New(stderr, logbuf.Delay)
 	defer lw.Close()
 	log, err := newLogger(lw, *level, *format)
 	if err != nil {
@@ -140,9 +139,6 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	return 0
 }
-
-// logDelay is how late moobi serve writes an info line at most.
-const logDelay = 100 * time.Millisecond
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level

@@ -13,7 +13,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
-	"time"
 
 	"moobi/bootserver"
 	"moobi/inventory"
@@ -38,7 +37,7 @@ func harnessMain(args []string) int {
 		runtime.SetMutexProfileFraction(1)
 	}
 	// Logged as moobi serve logs: in batches, warnings at once.
-	lw := logbuf.New(os.Stderr, 100*time.Millisecond)
+	lw := logbuf.New(os.Stderr, logbuf.Delay)
 	defer lw.Close()
 	log := slog.New(logbuf.Handler(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelInfo}), lw, slog.LevelWarn))
 	store, err := inventory.Open(*cfg, log)

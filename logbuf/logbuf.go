@@ -14,6 +14,9 @@ import (
 	"time"
 )
 
+// Delay is how late the appliance writes an info line at most.
+const Delay = 100 * time.Millisecond
+
 // maxBuffered is how many bytes a Writer holds before it writes them
 // without waiting for its delay.
 const maxBuffered = 64 << 10
