@@ -129,6 +129,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Announce: func() string { return s.baseURL() + "/announce" },
 		// Mbit/s to bytes/s.
 		UploadBytesPerSec: int64(app.SeedUploadMbit) * 1000 * 1000 / 8,
+		RestCopies:        app.SeedRestCopies,
 		Log:               s.Log.With("component", "seeder"),
 	}
 	nets := bootNetworks(app.Interface)
@@ -153,6 +154,7 @@ func (s *Service) Run(ctx context.Context) error {
 		},
 		Log: s.Log.With("component", "tracker"),
 	})
+	seed.Seeders = func(ih [20]byte) int { return track.Swarm(ih).Seeders }
 	reg := nodes.New()
 	reg.Observer = s.Metrics
 	reg.Listed = s.listed

@@ -22,6 +22,8 @@ const (
 	defaultInitrdSuffix = "node-initrd.cpio.gz"
 	// defaultSigningKey is relative to DataDir.
 	defaultSigningKey = "state/boot-signing.key"
+	// DefaultSeedRestCopies is appliance.seed_rest_copies when unset.
+	DefaultSeedRestCopies = 1
 )
 
 // Values of a profile's cache_fallback: what a node does when its cache
@@ -72,6 +74,12 @@ type Appliance struct {
 	// no cap). Nodes then take more from each other, and the boot traffic
 	// of a rack leaves the appliance's uplink room for everything else.
 	SeedUploadMbit int
+	// SeedRestCopies pauses the appliance's BitTorrent upload of a version
+	// while every piece of it is held by at least this many nodes (0:
+	// never pause). Nodes take from each other what they would otherwise
+	// all take from the appliance: its uplink carries about one copy of
+	// each version however large the rack.
+	SeedRestCopies int
 }
 
 // Profile is one entry of `profiles:`. Exactly one of Kernel (a direct

@@ -177,9 +177,10 @@ func (p *parser) path(s string) string {
 }
 
 var applianceKeys = []string{"interface", "address", "http_port", "data_dir", "ipxe_dir", "node_initrd", "signing_key",
-	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit"}
+	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit", "seed_rest_copies"}
 
 func (p *parser) appliance(n *yaml.Node, a *Appliance) {
+	a.SeedRestCopies = DefaultSeedRestCopies
 	p.mapping(n, "appliance", applianceKeys, func(key string, k, v *yaml.Node) {
 		s := p.str(v, "appliance."+key)
 		switch key {
@@ -219,6 +220,12 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 				p.errorf(v.Line, "appliance.seed_upload_mbit %q is not a rate in Mbit/s (0 for no cap)", s)
 			}
 			a.SeedUploadMbit = n
+		case "seed_rest_copies":
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 1000 {
+				p.errorf(v.Line, "appliance.seed_rest_copies %q is not a number of nodes (0-1000; 0 never pauses)", s)
+			}
+			a.SeedRestCopies = n
 		}
 	})
 	if a.HTTPPort == 0 {

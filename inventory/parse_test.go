@@ -3,6 +3,7 @@ package inventory
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,8 +66,14 @@ func TestParseGood(t *testing.T) {
 	if want := filepath.Join(dir, "data", "state", "boot-signing.key"); a.SigningKey != want {
 		t.Errorf("signing_key default %q, want %q", a.SigningKey, want)
 	}
-	if a.UnknownHosts != "ignore" || a.BIOSBinary != "undionly.kpxe" || a.UEFIBinary != "ipxe.efi" {
+	if a.UnknownHosts != "ignore" || a.BIOSBinary != "undionly.kpxe" || a.UEFIBinary != "ipxe.efi" || a.SeedRestCopies != DefaultSeedRestCopies {
 		t.Errorf("defaults not applied: %+v", a)
+	}
+	for _, n := range []int{0, 3} {
+		inv, err := Load(fixture(t, strings.Replace(good, "  http_port", "  seed_rest_copies: "+strconv.Itoa(n)+"\n  http_port", 1)))
+		if err != nil || inv.Appliance.SeedRestCopies != n {
+			t.Errorf("seed_rest_copies: %d: got %+v, %v", n, inv, err)
+		}
 	}
 	p := inv.Profiles["rescue"]
 	if diff := cmp.Diff([]string{filepath.Join(dir, "rescue.cpio.gz")}, p.Initrd); diff != "" {
@@ -136,6 +143,7 @@ func TestProblems(t *testing.T) {
 		{"kernel and image", strings.Replace(good, "    cmdline: console=ttyS0\n", "    cmdline: console=ttyS0\n    image: web\n", 1), []string{`8: profile rescue: kernel and image exclude each other`}},
 		{"no kernel", strings.Replace(good, "    kernel: %DIR%/vmlinuz\n", "", 1), []string{`8: profile rescue: needs either kernel`}},
 		{"bad port", strings.Replace(good, "8080", "80800", 1), []string{`4: appliance.http_port "80800" is not a port number`}},
+		{"bad seed_rest_copies", strings.Replace(good, "  http_port", "  seed_rest_copies: -1\n  http_port", 1), []string{`4: appliance.seed_rest_copies "-1" is not a number of nodes`}},
 		{"bad address", strings.Replace(good, "10.99.0.1", "10.99.0", 1), []string{`3: appliance.address "10.99.0" is not an IPv4 address`}},
 		{"no interface", strings.Replace(good, "  interface: br0\n", "", 1), []string{`1: appliance.interface is required`}},
 		{"no appliance", good[strings.Index(good, "profiles:"):], []string{`appliance section is required`}},

@@ -40,6 +40,12 @@ type Seeder struct {
 	Announce func() string
 	// UploadBytesPerSec caps what the seeder uploads (0: no cap).
 	UploadBytesPerSec int64
+	// RestCopies pauses the upload of a version while every one of its
+	// pieces is held by at least this many peers (0: never pause).
+	RestCopies int
+	// Seeders returns how many peers hold the whole torrent ih, as the
+	// tracker knows from their announces (nil: none known).
+	Seeders func(ih [20]byte) int
 	// Rescan is how often the catalog is listed even without a change
 	// notification (default 30 s).
 	Rescan time.Duration
@@ -57,6 +63,7 @@ type entry struct {
 	t                   *torrent.Torrent
 	st                  *piecestore.File
 	verifying           bool
+	resting             bool // upload paused: peers hold every piece
 }
 
 // Run seeds until ctx ends.
@@ -69,8 +76,15 @@ func (s *Seeder) Run(ctx context.Context) error {
 		return fmt.Errorf("seeder state: %w", err)
 	}
 	cfg := swarm.Config(port, s.Log.With("component", "torrent"))
+	cfg.EstablishedConnsPerTorrent = swarm.SeedPeerConns
 	if s.UploadBytesPerSec > 0 {
 		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(s.UploadBytesPerSec), int(max(256<<10, s.UploadBytesPerSec/4)))
+	}
+	if s.RestCopies > 0 {
+		// While every torrent rests the client would refuse incoming
+		// connections (it wants none), and so never see a new peer or
+		// one that lacks pieces.
+		cfg.AlwaysWantConns = true
 	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
@@ -92,6 +106,9 @@ func (s *Seeder) Run(ctx context.Context) error {
 	tick := time.NewTicker(rescan)
 	defer tick.Stop()
 	s.Log.Info("seeder listening", "port", port)
+	if s.RestCopies > 0 {
+		go s.rest(ctx)
+	}
 	s.sync(ctx, w)
 	for {
 		select {

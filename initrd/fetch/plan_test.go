@@ -10,10 +10,8 @@ import (
 
 func TestStartPlan(t *testing.T) {
 	const (
-		N  = torrent.PiecePriorityNormal
-		H  = torrent.PiecePriorityHigh
-		Nx = torrent.PiecePriorityNext
-		Nw = torrent.PiecePriorityNow
+		N = torrent.PiecePriorityNormal
+		H = torrent.PiecePriorityHigh
 	)
 	mac := func(s string) net.HardwareAddr {
 		m, err := net.ParseMAC(s)
@@ -22,20 +20,31 @@ func TestStartPlan(t *testing.T) {
 		}
 		return m
 	}
+	// one returns n pieces, those of region r (of planRegions) high.
+	one := func(n, r int) []torrent.PiecePriority {
+		out := make([]torrent.PiecePriority, n)
+		for i := range out {
+			out[i] = N
+			if i*planRegions/n == r {
+				out[i] = H
+			}
+		}
+		return out
+	}
 	for _, tc := range []struct {
 		name string
 		mac  net.HardwareAddr
 		n    int
 		want []torrent.PiecePriority
 	}{
-		{"ends in 0: 0, then 4, then the even regions", mac("52:54:00:be:00:00"), 8, []torrent.PiecePriority{Nw, N, H, N, Nx, N, H, N}},
-		{"ends in 1: the odd regions", mac("52:54:00:be:00:01"), 8, []torrent.PiecePriority{N, Nw, N, H, N, Nx, N, H}},
-		{"ends in 2", mac("52:54:00:be:00:02"), 8, []torrent.PiecePriority{H, N, Nw, N, H, N, Nx, N}},
-		{"ends in 7", mac("52:54:00:be:00:07"), 8, []torrent.PiecePriority{N, H, N, Nx, N, H, N, Nw}},
-		{"only the low three bits count", mac("52:54:00:be:00:f9"), 8, []torrent.PiecePriority{N, Nw, N, H, N, Nx, N, H}},
-		{"regions of two pieces", mac("52:54:00:be:00:03"), 16, []torrent.PiecePriority{N, N, H, H, N, N, Nw, Nw, N, N, H, H, N, N, Nx, Nx}},
-		{"fewer pieces than regions: regions 0, 2, 5", mac("52:54:00:be:00:01"), 3, []torrent.PiecePriority{N, N, Nx}},
-		{"no MAC: as if it ended in 0", nil, 8, []torrent.PiecePriority{Nw, N, H, N, Nx, N, H, N}},
+		{"ends in 0: region 0", mac("52:54:00:be:00:00"), 32, one(32, 0)},
+		{"ends in 1: region 1", mac("52:54:00:be:00:01"), 32, one(32, 1)},
+		{"ends in 31: the last region", mac("52:54:00:be:00:1f"), 32, one(32, 31)},
+		{"only the low five bits count", mac("52:54:00:be:00:e3"), 32, one(32, 3)},
+		{"regions of two pieces", mac("52:54:00:be:00:03"), 64, one(64, 3)},
+		{"fewer pieces than regions: each piece is in the region it starts in", mac("52:54:00:be:00:0a"), 3, []torrent.PiecePriority{N, H, N}},
+		{"fewer pieces than regions: no piece starts in region 5", mac("52:54:00:be:00:05"), 3, []torrent.PiecePriority{N, N, N}},
+		{"no MAC: as if it ended in 0", nil, 8, []torrent.PiecePriority{H, N, N, N, N, N, N, N}},
 		{"no pieces", mac("52:54:00:be:00:00"), 0, []torrent.PiecePriority{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,28 +55,25 @@ func TestStartPlan(t *testing.T) {
 	}
 }
 
-// Nodes with consecutive MACs prefer disjoint regions: for 2, 4 and 8
-// nodes, no region is among the first 1/N of two nodes' preferences.
+// Nodes with consecutive MACs start from disjoint regions: for up to 32
+// nodes, no piece is high for two of them, and 32 nodes cover the image.
 func TestStartPlanDisjoint(t *testing.T) {
-	for _, nodes := range []int{2, 4, 8} {
+	const pieces = 1000
+	for _, nodes := range []int{2, 8, 32} {
 		owner := map[int]int{}
 		for k := range nodes {
-			plan := startPlan(net.HardwareAddr{0x52, 0x54, 0, 0xbe, 0, byte(k)}, planRegions)
-			// A node's top 8/N regions are those at the levels a node of
-			// log2(N) low bits distinguishes.
-			minLevel := map[int]torrent.PiecePriority{2: torrent.PiecePriorityHigh, 4: torrent.PiecePriorityNext, 8: torrent.PiecePriorityNow}[nodes]
-			for r, p := range plan {
-				if p < minLevel {
+			for i, p := range startPlan(net.HardwareAddr{0x52, 0x54, 0, 0xbe, 0, byte(0x40 + k)}, pieces) {
+				if p != torrent.PiecePriorityHigh {
 					continue
 				}
-				if o, ok := owner[r]; ok {
-					t.Errorf("%d nodes: region %d preferred by nodes %d and %d", nodes, r, o, k)
+				if o, ok := owner[i]; ok {
+					t.Fatalf("%d nodes: piece %d high for nodes %d and %d", nodes, i, o, k)
 				}
-				owner[r] = k
+				owner[i] = k
 			}
 		}
-		if len(owner) != planRegions {
-			t.Errorf("%d nodes: %d of %d regions preferred by some node", nodes, len(owner), planRegions)
+		if want := pieces * nodes / planRegions; len(owner) < want-nodes || len(owner) > want+nodes {
+			t.Errorf("%d nodes: %d of %d pieces high for some node, want about %d", nodes, len(owner), pieces, want)
 		}
 	}
 }

@@ -1,0 +1,159 @@
+package seeder
+
+import (
+	"context"
+	"encoding/hex"
+	"time"
+
+	"github.com/anacrolix/torrent"
+)
+
+const (
+	// restEvery is how often the seeder counts who holds each piece.
+	restEvery = 500 * time.Millisecond
+	// starveAfter is how long a connected peer that lacks pieces may go
+	// without announcing a new one before the seeder uploads again for
+	// it: well before a node turns to the web seed (10 s).
+	starveAfter = 3 * time.Second
+)
+
+// peerWatch is what the seeder saw of one connected peer.
+type peerWatch struct {
+	have  int       // pieces it announced
+	since time.Time // when it last announced one, or connected
+}
+
+// restView is one look at a torrent's swarm from the seeder.
+type restView struct {
+	holders  []int // per piece: the peers known to hold it
+	starving int   // connected peers lacking pieces that announced none for starveAfter
+}
+
+// shouldRest reports whether the seeder may pause its upload: every piece
+// is held by at least copies peers, and no connected peer is starving (its
+// peers do not hold what it lacks, or cannot send it).
+func shouldRest(v restView, copies int) bool {
+	if copies <= 0 || len(v.holders) == 0 || v.starving > 0 {
+		return false
+	}
+	for _, n := range v.holders {
+		if n < copies {
+			return false
+		}
+	}
+	return true
+}
+
+// look counts, for each piece of t, the peers known to hold it: the
+// seeders the tracker knows of (every piece) plus each connected peer that
+// announced the piece. The library drops a connection to a peer that
+// completed (neither side wants anything of the other), so complete peers
+// are only known from their announces. watch carries each connected peer's
+// progress from one look to the next.
+func look(t *torrent.Torrent, seeders int, watch map[*torrent.PeerConn]peerWatch, now time.Time) restView {
+	n := t.NumPieces()
+	v := restView{holders: make([]int, n)}
+	for i := range v.holders {
+		v.holders[i] = seeders
+	}
+	seen := map[*torrent.PeerConn]bool{}
+	for _, pc := range t.PeerConns() {
+		have := 0
+		pc.PeerPieces().Iterate(func(i uint32) bool {
+			if int(i) >= n {
+				return false
+			}
+			v.holders[i]++
+			have++
+			return true
+		})
+		seen[pc] = true
+		w, ok := watch[pc]
+		if !ok || have != w.have {
+			w = peerWatch{have: have, since: now}
+			watch[pc] = w
+		}
+		if have < n && now.Sub(w.since) >= starveAfter {
+			v.starving++
+		}
+	}
+	for pc := range watch {
+		if !seen[pc] {
+			delete(watch, pc)
+		}
+	}
+	return v
+}
+
+// rest pauses the upload of every complete version whose pieces are all
+// held by at least RestCopies peers, and resumes it as soon as one piece
+// is not (a peer holding it left, or a new version is being fetched), or
+// a connected peer has had no new piece for starveAfter. Nodes then take
+// from each other what they would otherwise all take from the appliance,
+// and the appliance's link carries little more than one copy of each
+// version, however many nodes boot.
+func (s *Seeder) rest(ctx context.Context) {
+	tick := time.NewTicker(restEvery)
+	defer tick.Stop()
+	watches := map[*entry]map[*torrent.PeerConn]peerWatch{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		es := make(map[string]*entry, len(s.seeding))
+		for ih, e := range s.seeding {
+			es[ih] = e
+		}
+		s.mu.Unlock()
+		for e := range watches {
+			if es[hexKey(e)] != e {
+				delete(watches, e)
+			}
+		}
+		for ih, e := range es {
+			if !e.t.Complete().Bool() {
+				continue
+			}
+			seeders := 0
+			if s.Seeders != nil {
+				var h [20]byte
+				if b, err := hex.DecodeString(ih); err == nil && len(b) == len(h) {
+					copy(h[:], b)
+					seeders = s.Seeders(h)
+				}
+			}
+			if watches[e] == nil {
+				watches[e] = map[*torrent.PeerConn]peerWatch{}
+			}
+			now := time.Now()
+			v := look(e.t, seeders, watches[e], now)
+			rest := shouldRest(v, s.RestCopies)
+			if v.starving > 0 {
+				// One look of upload for a starving peer, then it waits
+				// starveAfter again: a peer too slow to take anything
+				// must not keep the seeder sending to the whole rack.
+				for pc, w := range watches[e] {
+					if now.Sub(w.since) >= starveAfter {
+						watches[e][pc] = peerWatch{have: w.have, since: now}
+					}
+				}
+			}
+			if rest == e.resting {
+				continue
+			}
+			e.resting = rest
+			if rest {
+				e.t.DisallowDataUpload()
+				s.Log.Debug("seeder: every piece is held by peers; pausing upload", "image", e.name, "version", e.version, "copies", s.RestCopies, "seeders", seeders)
+			} else {
+				e.t.AllowDataUpload()
+				s.Log.Debug("seeder: uploading again", "image", e.name, "version", e.version, "starving", v.starving, "seeders", seeders)
+			}
+		}
+	}
+}
+
+func hexKey(e *entry) string { return e.t.InfoHash().HexString() }
