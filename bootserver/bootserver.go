@@ -128,8 +128,8 @@ func (s *Service) Run(ctx context.Context) error {
 		Port:     seedPort,
 		Announce: func() string { return s.baseURL() + "/announce" },
 		// Mbit/s to bytes/s.
-		UploadBytesPerSec: int64(app.SeedUploadMbit) * 1000 * 1000 / 8,
-		RestCopies:        app.SeedRestCopies,
+		UploadBytesPerSec: func() int64 { return int64(s.Store.Current().Appliance.SeedUploadMbit) * 1000 * 1000 / 8 },
+		RestCopies:        func() int { return s.Store.Current().Appliance.SeedRestCopies },
 		Log:               s.Log.With("component", "seeder"),
 	}
 	nets := bootNetworks(app.Interface)

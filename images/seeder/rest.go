@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"golang.org/x/time/rate"
 )
 
 const (
@@ -92,7 +93,8 @@ func look(t *torrent.Torrent, seeders int, watch map[*torrent.PeerConn]peerWatch
 // from each other what they would otherwise all take from the appliance,
 // and the appliance's link carries little more than one copy of each
 // version, however many nodes boot.
-func (s *Seeder) rest(ctx context.Context) {
+// It also applies UploadBytesPerSec to lim, the client's upload limiter.
+func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 	tick := time.NewTicker(restEvery)
 	defer tick.Stop()
 	watches := map[*entry]map[*torrent.PeerConn]peerWatch{}
@@ -101,6 +103,11 @@ func (s *Seeder) rest(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		s.limitUpload(lim)
+		copies := 0
+		if s.RestCopies != nil {
+			copies = s.RestCopies()
 		}
 		s.mu.Lock()
 		es := make(map[string]*entry, len(s.seeding))
@@ -114,7 +121,7 @@ func (s *Seeder) rest(ctx context.Context) {
 			}
 		}
 		for ih, e := range es {
-			if !e.t.Complete().Bool() {
+			if !e.t.Complete().Bool() || (copies <= 0 && !e.resting) {
 				continue
 			}
 			seeders := 0
@@ -130,7 +137,7 @@ func (s *Seeder) rest(ctx context.Context) {
 			}
 			now := time.Now()
 			v := look(e.t, seeders, watches[e], now)
-			rest := shouldRest(v, s.RestCopies)
+			rest := shouldRest(v, copies)
 			if v.starving > 0 {
 				// One look of upload for a starving peer, then it waits
 				// starveAfter again: a peer too slow to take anything
@@ -147,7 +154,7 @@ func (s *Seeder) rest(ctx context.Context) {
 			e.resting = rest
 			if rest {
 				e.t.DisallowDataUpload()
-				s.Log.Debug("seeder: every piece is held by peers; pausing upload", "image", e.name, "version", e.version, "copies", s.RestCopies, "seeders", seeders)
+				s.Log.Debug("seeder: every piece is held by peers; pausing upload", "image", e.name, "version", e.version, "copies", copies, "seeders", seeders)
 			} else {
 				e.t.AllowDataUpload()
 				s.Log.Debug("seeder: uploading again", "image", e.name, "version", e.version, "starving", v.starving, "seeders", seeders)
@@ -157,3 +164,25 @@ func (s *Seeder) rest(ctx context.Context) {
 }
 
 func hexKey(e *entry) string { return e.t.InfoHash().HexString() }
+
+// limitUpload sets lim to UploadBytesPerSec, if that changed.
+func (s *Seeder) limitUpload(lim *rate.Limiter) {
+	limit, burst := rate.Inf, 0
+	if s.UploadBytesPerSec != nil {
+		if bps := s.UploadBytesPerSec(); bps > 0 {
+			// A burst of at least one request (16 KiB): the library
+			// panics below that.
+			limit, burst = rate.Limit(bps), int(max(256<<10, bps/4))
+		}
+	}
+	switch {
+	case limit == rate.Inf:
+		// The burst does not matter; the library sets its own.
+		if lim.Limit() != rate.Inf {
+			lim.SetLimit(rate.Inf)
+		}
+	case lim.Limit() != limit || lim.Burst() != burst:
+		lim.SetBurst(burst)
+		lim.SetLimit(limit)
+	}
+}

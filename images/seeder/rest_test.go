@@ -1,6 +1,10 @@
 package seeder
 
-import "testing"
+import (
+	"testing"
+
+	"golang.org/x/time/rate"
+)
 
 func TestShouldRest(t *testing.T) {
 	for _, tc := range []struct {
@@ -22,5 +26,29 @@ func TestShouldRest(t *testing.T) {
 				t.Errorf("shouldRest(%+v, %d) = %v, want %v", tc.v, tc.copies, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestLimitUpload: the cap follows UploadBytesPerSec as it changes, and
+// its burst always holds a request.
+func TestLimitUpload(t *testing.T) {
+	var bps int64
+	s := &Seeder{UploadBytesPerSec: func() int64 { return bps }}
+	lim := rate.NewLimiter(rate.Inf, 0)
+	for _, tc := range []struct {
+		bps   int64
+		limit rate.Limit
+		burst int
+	}{
+		{0, rate.Inf, 0},
+		{12_500_000, 12_500_000, 3_125_000},
+		{125_000, 125_000, 256 << 10},
+		{0, rate.Inf, 256 << 10},
+	} {
+		bps = tc.bps
+		s.limitUpload(lim)
+		if lim.Limit() != tc.limit || lim.Burst() != tc.burst {
+			t.Errorf("%d bytes/s: limiter %v, burst %d; want %v, %d", tc.bps, lim.Limit(), lim.Burst(), tc.limit, tc.burst)
+		}
 	}
 }

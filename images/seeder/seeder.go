@@ -38,11 +38,13 @@ type Seeder struct {
 	Port int
 	// Announce returns the tracker URL the seeder announces to.
 	Announce func() string
-	// UploadBytesPerSec caps what the seeder uploads (0: no cap).
-	UploadBytesPerSec int64
-	// RestCopies pauses the upload of a version while every one of its
-	// pieces is held by at least this many peers (0: never pause).
-	RestCopies int
+	// UploadBytesPerSec returns the cap on what the seeder uploads (0: no
+	// cap); nil: no cap. It is read again every restEvery.
+	UploadBytesPerSec func() int64
+	// RestCopies returns the number of peers that must hold every piece of
+	// a version for its upload to pause (0: never pause); nil: never. It
+	// is read again every restEvery.
+	RestCopies func() int
 	// Seeders returns how many peers hold the whole torrent ih, as the
 	// tracker knows from their announces (nil: none known).
 	Seeders func(ih [20]byte) int
@@ -63,7 +65,7 @@ type entry struct {
 	t                   *torrent.Torrent
 	st                  *piecestore.File
 	verifying           bool
-	resting             bool // upload paused: peers hold every piece
+	resting             bool // upload paused: peers hold every piece (rest's own)
 }
 
 // Run seeds until ctx ends.
@@ -77,15 +79,13 @@ func (s *Seeder) Run(ctx context.Context) error {
 	}
 	cfg := swarm.Config(port, s.Log.With("component", "torrent"))
 	cfg.EstablishedConnsPerTorrent = swarm.SeedPeerConns
-	if s.UploadBytesPerSec > 0 {
-		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(s.UploadBytesPerSec), int(max(256<<10, s.UploadBytesPerSec/4)))
-	}
-	if s.RestCopies > 0 {
-		// While every torrent rests the client would refuse incoming
-		// connections (it wants none), and so never see a new peer or
-		// one that lacks pieces.
-		cfg.AlwaysWantConns = true
-	}
+	lim := rate.NewLimiter(rate.Inf, 0)
+	s.limitUpload(lim)
+	cfg.UploadRateLimiter = lim
+	// While every torrent rests the client would refuse incoming
+	// connections (it wants none), and so never see a new peer or one
+	// that lacks pieces.
+	cfg.AlwaysWantConns = true
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		return fmt.Errorf("seeder: start BitTorrent client on port %d: %w", port, err)
@@ -106,9 +106,7 @@ func (s *Seeder) Run(ctx context.Context) error {
 	tick := time.NewTicker(rescan)
 	defer tick.Stop()
 	s.Log.Info("seeder listening", "port", port)
-	if s.RestCopies > 0 {
-		go s.rest(ctx)
-	}
+	go s.rest(ctx, lim)
 	s.sync(ctx, w)
 	for {
 		select {
