@@ -16,6 +16,15 @@ const (
 	// without announcing a new one before the seeder uploads again for
 	// it: well before a node turns to the web seed (10 s).
 	starveAfter = 3 * time.Second
+	// restBudget is the copies of a version the seeder sends freely within
+	// restWindow before it rests: a rack that takes about one copy from
+	// the appliance (up to about 8 nodes) is served at the appliance's
+	// full rate to the end, with no node waiting on the one peer that
+	// holds its last pieces; a larger rack rests once it had that much.
+	restBudget = 1.25
+	// restWindow is how far back the budget counts, and how long a
+	// version that rested may rest again at once.
+	restWindow = 5 * time.Minute
 )
 
 // peerWatch is what the seeder saw of one connected peer.
@@ -28,13 +37,15 @@ type peerWatch struct {
 type restView struct {
 	holders  []int // per piece: the peers known to hold it
 	starving int   // connected peers lacking pieces that announced none for starveAfter
+	spent    bool  // the seeder sent restBudget copies within restWindow, or rested within it
 }
 
-// shouldRest reports whether the seeder may pause its upload: every piece
-// is held by at least copies peers, and no connected peer is starving (its
-// peers do not hold what it lacks, or cannot send it).
+// shouldRest reports whether the seeder may pause its upload: it has spent
+// its budget, every piece is held by at least copies peers, and no
+// connected peer is starving (its peers do not hold what it lacks, or
+// cannot send it).
 func shouldRest(v restView, copies int) bool {
-	if copies <= 0 || len(v.holders) == 0 || v.starving > 0 {
+	if copies <= 0 || len(v.holders) == 0 || v.starving > 0 || !v.spent {
 		return false
 	}
 	for _, n := range v.holders {
@@ -137,6 +148,7 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 			}
 			now := time.Now()
 			v := look(e.t, seeders, watches[e], now)
+			v.spent = e.spend(now, uploaded(e.t), e.t.Length())
 			rest := shouldRest(v, copies)
 			if v.starving > 0 {
 				// One look of upload for a starving peer, then it waits
@@ -185,4 +197,27 @@ func (s *Seeder) limitUpload(lim *rate.Limiter) {
 		lim.SetBurst(burst)
 		lim.SetLimit(limit)
 	}
+}
+
+// sample is the bytes a version had uploaded at a time.
+type sample struct {
+	at    time.Time
+	bytes int64
+}
+
+// spend records the version's upload total at now, and reports whether it
+// has spent its budget: sent restBudget copies of size bytes within
+// restWindow, or rested within restWindow.
+func (e *entry) spend(now time.Time, total, size int64) bool {
+	e.sent = append(e.sent, sample{now, total})
+	i := 0
+	for i < len(e.sent)-1 && now.Sub(e.sent[i+1].at) >= restWindow {
+		i++
+	}
+	e.sent = e.sent[i:]
+	if e.resting {
+		e.restedAt = now
+	}
+	recent := !e.restedAt.IsZero() && now.Sub(e.restedAt) < restWindow
+	return recent || float64(total-e.sent[0].bytes) >= restBudget*float64(size)
 }

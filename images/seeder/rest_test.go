@@ -2,6 +2,7 @@ package seeder
 
 import (
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -13,13 +14,14 @@ func TestShouldRest(t *testing.T) {
 		copies int
 		want   bool
 	}{
-		{"every piece held once", restView{holders: []int{1, 2, 1}}, 1, true},
-		{"a piece held by nobody", restView{holders: []int{1, 0, 3}}, 1, false},
-		{"a piece held once, two copies wanted", restView{holders: []int{2, 1, 2}}, 2, false},
-		{"two copies of each", restView{holders: []int{2, 2, 5}}, 2, true},
-		{"covered, but a peer is starving", restView{holders: []int{1, 1}, starving: 1}, 1, false},
-		{"never rests with copies 0", restView{holders: []int{9, 9}}, 0, false},
-		{"no pieces known", restView{}, 1, false},
+		{"every piece held once", restView{holders: []int{1, 2, 1}, spent: true}, 1, true},
+		{"a piece held by nobody", restView{holders: []int{1, 0, 3}, spent: true}, 1, false},
+		{"a piece held once, two copies wanted", restView{holders: []int{2, 1, 2}, spent: true}, 2, false},
+		{"two copies of each", restView{holders: []int{2, 2, 5}, spent: true}, 2, true},
+		{"covered, but a peer is starving", restView{holders: []int{1, 1}, starving: 1, spent: true}, 1, false},
+		{"never rests with copies 0", restView{holders: []int{9, 9}, spent: true}, 0, false},
+		{"no pieces known", restView{spent: true}, 1, false},
+		{"covered, but the budget is not spent", restView{holders: []int{3, 3}}, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := shouldRest(tc.v, tc.copies); got != tc.want {
@@ -49,6 +51,39 @@ func TestLimitUpload(t *testing.T) {
 		s.limitUpload(lim)
 		if lim.Limit() != tc.limit || lim.Burst() != tc.burst {
 			t.Errorf("%d bytes/s: limiter %v, burst %d; want %v, %d", tc.bps, lim.Limit(), lim.Burst(), tc.limit, tc.burst)
+		}
+	}
+}
+
+// TestSpend: the budget is spent once restBudget copies went out within
+// restWindow; uploads older than the window do not count; a version that
+// rested within the window may rest again at once.
+func TestSpend(t *testing.T) {
+	const size = 1000
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := &entry{}
+	steps := []struct {
+		at    time.Duration
+		total int64
+		rest  bool // e.resting before the step
+		want  bool
+	}{
+		{0, 0, false, false},
+		{10 * time.Second, 1000, false, false},
+		{20 * time.Second, 1249, false, false},
+		{30 * time.Second, 1250, false, true},
+		// Five minutes later, the 1,250 bytes sent are out of the window.
+		{6 * time.Minute, 1300, false, false},
+		{7 * time.Minute, 2600, false, true},
+		{8 * time.Minute, 2600, true, true},
+		// Rested at 8 min: spent until 13 min, whatever was sent.
+		{12*time.Minute + 59*time.Second, 2600, false, true},
+		{13*time.Minute + time.Second, 2600, false, false},
+	}
+	for _, st := range steps {
+		e.resting = st.rest
+		if got := e.spend(t0.Add(st.at), st.total, size); got != st.want {
+			t.Errorf("at %v, %d bytes sent in all: spent %v, want %v", st.at, st.total, got, st.want)
 		}
 	}
 }

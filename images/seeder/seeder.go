@@ -65,7 +65,11 @@ type entry struct {
 	t                   *torrent.Torrent
 	st                  *piecestore.File
 	verifying           bool
-	resting             bool // upload paused: peers hold every piece (rest's own)
+	// rest's own: the upload is paused, when it last was, and the
+	// upload totals of the last restWindow.
+	resting  bool
+	restedAt time.Time
+	sent     []sample
 }
 
 // Run seeds until ctx ends.
