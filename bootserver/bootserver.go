@@ -166,6 +166,7 @@ func (s *Service) Run(ctx context.Context) error {
 		s.Log.Info("node states restored", "file", statePath, "nodes", reg.Len())
 	}
 	s.Metrics.SetSources(seed.Uploaded, func() map[string]int { return reg.Counts(s.Store.Current()) })
+	s.Metrics.SetRestSource(seed.Resting)
 	obs := &observer{Metrics: s.Metrics, nodes: reg, inv: s.Store.Current}
 	for _, d := range dhcp {
 		d.Observer = obs

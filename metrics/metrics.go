@@ -122,6 +122,14 @@ func (m *Metrics) SetSwarmSource(f func() []Swarm) {
 	m.swarm.swarms = f
 }
 
+// SetRestSource tells the metrics where to read, by image, how many
+// versions have their upload paused, at each scrape.
+func (m *Metrics) SetRestSource(f func() map[string]int) {
+	m.swarm.mu.Lock()
+	defer m.swarm.mu.Unlock()
+	m.swarm.rest = f
+}
+
 // ApplianceUploaded returns the bytes the appliance uploaded of each image
 // since it started, over BitTorrent and as web seed.
 func (m *Metrics) ApplianceUploaded() map[string]int64 {

@@ -15,12 +15,14 @@ type swarmCollector struct {
 	nodes     *prometheus.Desc
 	peers     *prometheus.Desc
 	nodeBytes *prometheus.Desc
+	resting   *prometheus.Desc
 
 	mu         sync.Mutex
 	httpSent   map[string]int64
 	bittorrent func() map[string]int64
 	nodeStates func() map[string]int
 	swarms     func() []Swarm
+	rest       func() map[string]int
 	states     []string
 }
 
@@ -43,6 +45,9 @@ func newSwarmCollector(states []string) *swarmCollector {
 		nodeBytes: prometheus.NewDesc("moobi_swarm_node_bytes",
 			"Image bytes the nodes booting it downloaded in their current boot, by source (peers, appliance).",
 			[]string{"image", "source"}, nil),
+		resting: prometheus.NewDesc("moobi_seeder_resting_versions",
+			"Versions of each image whose BitTorrent upload the appliance has paused while nodes hold every piece (appliance.seed_rest_copies).",
+			[]string{"image"}, nil),
 		httpSent: map[string]int64{},
 		states:   states,
 	}
@@ -53,11 +58,12 @@ func (c *swarmCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.nodes
 	ch <- c.peers
 	ch <- c.nodeBytes
+	ch <- c.resting
 }
 
 func (c *swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	bt, ns, sw := c.bittorrent, c.nodeStates, c.swarms
+	bt, ns, sw, rest := c.bittorrent, c.nodeStates, c.swarms, c.rest
 	sent := make(map[string]int64, len(c.httpSent))
 	for k, v := range c.httpSent {
 		sent[k] = v
@@ -77,6 +83,11 @@ func (c *swarmCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.Leechers), s.Image, "leecher")
 			ch <- prometheus.MustNewConstMetric(c.nodeBytes, prometheus.GaugeValue, float64(s.FromPeers), s.Image, "peers")
 			ch <- prometheus.MustNewConstMetric(c.nodeBytes, prometheus.GaugeValue, float64(s.FromApp), s.Image, "appliance")
+		}
+	}
+	if rest != nil {
+		for image, n := range rest() {
+			ch <- prometheus.MustNewConstMetric(c.resting, prometheus.GaugeValue, float64(n), image)
 		}
 	}
 	if ns != nil {

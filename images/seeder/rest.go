@@ -163,7 +163,9 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 			if rest == e.resting {
 				continue
 			}
+			s.mu.Lock()
 			e.resting = rest
+			s.mu.Unlock()
 			if rest {
 				e.t.DisallowDataUpload()
 				s.Log.Debug("seeder: every piece is held by peers; pausing upload", "image", e.name, "version", e.version, "copies", copies, "seeders", seeders)
@@ -220,4 +222,21 @@ func (e *entry) spend(now time.Time, total, size int64) bool {
 	}
 	recent := !e.restedAt.IsZero() && now.Sub(e.restedAt) < restWindow
 	return recent || float64(total-e.sent[0].bytes) >= restBudget*float64(size)
+}
+
+// Resting returns, by image, how many of its versions have their upload
+// paused.
+func (s *Seeder) Resting() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, e := range s.seeding {
+		if _, ok := out[e.name]; !ok {
+			out[e.name] = 0
+		}
+		if e.resting {
+			out[e.name]++
+		}
+	}
+	return out
 }
