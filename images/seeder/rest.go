@@ -103,8 +103,10 @@ func look(t *torrent.Torrent, seeders int, watch map[*torrent.PeerConn]peerWatch
 // a connected peer has had no new piece for starveAfter. Nodes then take
 // from each other what they would otherwise all take from the appliance,
 // and the appliance's link carries little more than one copy of each
-// version, however many nodes boot.
-// It also applies UploadBytesPerSec to lim, the client's upload limiter.
+// version, however many nodes boot. Only after restBudget copies went out
+// within restWindow, though: a small rack is served at full speed to the
+// end. rest also applies UploadBytesPerSec to lim, the client's upload
+// limiter.
 func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 	tick := time.NewTicker(restEvery)
 	defer tick.Stop()

@@ -7,6 +7,9 @@
 // kept; while the file still matches it, every piece is served as complete
 // at once. A file that does not match — or that changes while being
 // seeded — is hashed again, and pieces that fail are not served.
+//
+// The seeder rests a version (rest.go): once nodes hold every piece of it,
+// it pauses its upload and lets them serve each other.
 package seeder
 
 import (
