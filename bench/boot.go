@@ -396,9 +396,6 @@ func (b *runner) bootReference(ctx context.Context, a *bootAssets, r *bootRun, d
 	defer l.Close()
 	mac := bootMAC(r.firmware)
 	web := filepath.Join(dir, "www")
-	if err := os.MkdirAll(filepath.Join(dir, "nginx", "tmp"), 0o755); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(web, 0o755); err != nil {
 		return err
 	}
@@ -420,31 +417,8 @@ func (b *runner) bootReference(ctx context.Context, a *bootAssets, r *bootRun, d
 		os.Chmod(filepath.Join(web, name), 0o644)
 	}
 	access := filepath.Join(dir, "nginx", "access.log")
-	conf := fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes auto;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 1024; }
-http {
-    sendfile on;
-    tcp_nopush on;
-    default_type application/octet-stream;
-    log_format boot '$msec $request_time $status $body_bytes_sent $remote_addr "$request"';
-    access_log %[2]s boot;
-    client_body_temp_path %[1]s/tmp/body;
-    proxy_temp_path %[1]s/tmp/proxy;
-    fastcgi_temp_path %[1]s/tmp/fastcgi;
-    uwsgi_temp_path %[1]s/tmp/uwsgi;
-    scgi_temp_path %[1]s/tmp/scgi;
-    server {
-        listen %[3]s:%[4]d;
-        root %[5]s;
-    }
-}
-`, filepath.Join(dir, "nginx"), access, lab.ApplianceAddr, bootHTTPPort, web)
-	confPath := filepath.Join(dir, "nginx", "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+	confPath, err := writeNginxConf(filepath.Join(dir, "nginx"), lab.ApplianceAddr, bootHTTPPort, web, access)
+	if err != nil {
 		return err
 	}
 	nginx, err := bootStart(l.Command(ctx, mustLook("nginx"), "-e", filepath.Join(dir, "nginx", "error.log"), "-p", filepath.Join(dir, "nginx"), "-c", confPath), filepath.Join(dir, "nginx.out"), false)

@@ -248,34 +248,8 @@ func (b *runner) nginxServer() server {
 			return nil, err
 		}
 		dir := filepath.Join(b.s.dir, "nginx")
-		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-			return nil, err
-		}
-		conf := fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes auto;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 1024; }
-http {
-    sendfile on;
-    tcp_nopush on;
-    keepalive_timeout 65;
-    default_type application/octet-stream;
-    access_log %[1]s/access.log;
-    client_body_temp_path %[1]s/tmp/body;
-    proxy_temp_path %[1]s/tmp/proxy;
-    fastcgi_temp_path %[1]s/tmp/fastcgi;
-    uwsgi_temp_path %[1]s/tmp/uwsgi;
-    scgi_temp_path %[1]s/tmp/scgi;
-    server {
-        listen %[2]s:%[3]d;
-        root %[4]s;
-    }
-}
-`, dir, srvAddr, nginxPort, b.s.files)
-		confPath := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		confPath, err := writeNginxConf(dir, srvAddr, nginxPort, b.s.files, filepath.Join(dir, "access.log"))
+		if err != nil {
 			return nil, err
 		}
 		b.seq++
@@ -300,4 +274,44 @@ func (b *runner) httpURL(server, file string) string {
 		return fmt.Sprintf("http://%s:%d/profiles/%s/kernel", srvAddr, moobiHTTPPort, profileName)
 	}
 	return fmt.Sprintf("http://%s:%d/profiles/%s/initrd/0/%s", srvAddr, moobiHTTPPort, profileName, file)
+}
+
+// writeNginxConf writes dir/nginx.conf and returns its path: nginx in the
+// foreground, workers = cores, serving root on addr:port with sendfile, its
+// temporary files and error log under dir, and an access log at access
+// whose lines are "msec request_time status bytes client request" (the
+// boot section reads it).
+func writeNginxConf(dir, addr string, port int, root, access string) (string, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return "", err
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 1024; }
+http {
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    default_type application/octet-stream;
+    log_format boot '$msec $request_time $status $body_bytes_sent $remote_addr "$request"';
+    access_log %[2]s boot;
+    client_body_temp_path %[1]s/tmp/body;
+    proxy_temp_path %[1]s/tmp/proxy;
+    fastcgi_temp_path %[1]s/tmp/fastcgi;
+    uwsgi_temp_path %[1]s/tmp/uwsgi;
+    scgi_temp_path %[1]s/tmp/scgi;
+    server {
+        listen %[3]s:%[4]d;
+        root %[5]s;
+    }
+}
+`, dir, access, addr, port, root)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return "", fmt.Errorf("nginx config: %w", err)
+	}
+	return path, nil
 }
