@@ -2,7 +2,6 @@ package seeder
 
 import (
 	"context"
-	"encoding/hex"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -110,7 +109,6 @@ func look(t *torrent.Torrent, seeders int, watch map[*torrent.PeerConn]peerWatch
 func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 	tick := time.NewTicker(restEvery)
 	defer tick.Stop()
-	watches := map[*entry]map[*torrent.PeerConn]peerWatch{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -123,42 +121,33 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 			copies = s.RestCopies()
 		}
 		s.mu.Lock()
-		es := make(map[string]*entry, len(s.seeding))
-		for ih, e := range s.seeding {
-			es[ih] = e
+		es := make([]*entry, 0, len(s.seeding))
+		for _, e := range s.seeding {
+			es = append(es, e)
 		}
 		s.mu.Unlock()
-		for e := range watches {
-			if es[hexKey(e)] != e {
-				delete(watches, e)
-			}
-		}
-		for ih, e := range es {
+		for _, e := range es {
 			if !e.t.Complete().Bool() || (copies <= 0 && !e.resting) {
 				continue
 			}
 			seeders := 0
 			if s.Seeders != nil {
-				var h [20]byte
-				if b, err := hex.DecodeString(ih); err == nil && len(b) == len(h) {
-					copy(h[:], b)
-					seeders = s.Seeders(h)
-				}
+				seeders = s.Seeders(e.t.InfoHash())
 			}
-			if watches[e] == nil {
-				watches[e] = map[*torrent.PeerConn]peerWatch{}
+			if e.watch == nil {
+				e.watch = map[*torrent.PeerConn]peerWatch{}
 			}
 			now := time.Now()
-			v := look(e.t, seeders, watches[e], now)
+			v := look(e.t, seeders, e.watch, now)
 			v.spent = e.spend(now, uploaded(e.t), e.t.Length())
 			rest := shouldRest(v, copies)
 			if v.starving > 0 {
 				// One look of upload for a starving peer, then it waits
 				// starveAfter again: a peer too slow to take anything
 				// must not keep the seeder sending to the whole rack.
-				for pc, w := range watches[e] {
+				for pc, w := range e.watch {
 					if now.Sub(w.since) >= starveAfter {
-						watches[e][pc] = peerWatch{have: w.have, since: now}
+						e.watch[pc] = peerWatch{have: w.have, since: now}
 					}
 				}
 			}
@@ -178,8 +167,6 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 		}
 	}
 }
-
-func hexKey(e *entry) string { return e.t.InfoHash().HexString() }
 
 // limitUpload sets lim to UploadBytesPerSec, if that changed.
 func (s *Seeder) limitUpload(lim *rate.Limiter) {
@@ -233,12 +220,11 @@ func (s *Seeder) Resting() map[string]int {
 	defer s.mu.Unlock()
 	out := map[string]int{}
 	for _, e := range s.seeding {
-		if _, ok := out[e.name]; !ok {
-			out[e.name] = 0
-		}
+		n := out[e.name] // 0 too: an image none of whose versions rest
 		if e.resting {
-			out[e.name]++
+			n++
 		}
+		out[e.name] = n
 	}
 	return out
 }

@@ -68,11 +68,12 @@ type entry struct {
 	t                   *torrent.Torrent
 	st                  *piecestore.File
 	verifying           bool
-	// rest's own: the upload is paused, when it last was, and the
-	// upload totals of the last restWindow.
+	// rest's own: the upload is paused, when it last was, the upload
+	// totals of the last restWindow, and what it saw of each peer.
 	resting  bool
 	restedAt time.Time
 	sent     []sample
+	watch    map[*torrent.PeerConn]peerWatch
 }
 
 // Run seeds until ctx ends.
