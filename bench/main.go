@@ -60,6 +60,7 @@ type config struct {
 	dhcpRate    int
 	dhcpSeconds int
 	dhcpMACs    int
+	dhcpCores   float64
 	duration    time.Duration
 	clients     []int
 	sections    map[string]bool
@@ -81,6 +82,7 @@ func run() int {
 	flag.IntVar(&c.repeat, "repeat", 5, "runs of each measurement per server, alternating servers; the median run is reported")
 	flag.IntVar(&c.dhcpRate, "dhcp-rate", 1000, "DISCOVERs per second of the fixed-rate proxy DHCP run")
 	flag.IntVar(&c.dhcpSeconds, "dhcp-seconds", 10, "length of each proxy DHCP run, in seconds")
+	flag.Float64Var(&c.dhcpCores, "dhcp-held-cores", 0.25, "proxy DHCP: a third run flat out with each server held to this share of a core by a cgroup CPU limit, so that the server, not perfdhcp, sets the rate (0: no such run)")
 	flag.IntVar(&c.dhcpMACs, "dhcp-macs", 1000000, "proxy DHCP: simulated clients (perfdhcp -R), each with its own MAC")
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "TFTP/HTTP: each client repeats its download until this much time has passed (at least once)")
 	flag.StringVar(&clients, "clients", "1,32", "TFTP/HTTP: numbers of clients at once")
@@ -118,6 +120,10 @@ func run() int {
 	}
 	if c.repeat < 1 || c.dhcpRate < 1 || c.dhcpSeconds < 1 || c.dhcpMACs < 1 || c.duration <= 0 {
 		fmt.Fprintln(os.Stderr, "bench: --repeat, --dhcp-rate, --dhcp-seconds, --dhcp-macs and --duration must be positive")
+		return 2
+	}
+	if c.dhcpCores < 0 || c.dhcpCores > 1 {
+		fmt.Fprintln(os.Stderr, "bench: --dhcp-held-cores is between 0 (no held run) and 1")
 		return 2
 	}
 	var err error

@@ -93,9 +93,10 @@ func ipCmd(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// cleanupStale deletes moobi-bench-PID-* namespaces of bench runs whose
-// process is gone (a run killed with SIGKILL cannot clean up after itself).
+// cleanupStale deletes moobi-bench-PID-* namespaces (and cgroups) of bench
+// runs whose process is gone (a run killed with SIGKILL cannot clean up after itself).
 func cleanupStale(ctx context.Context) {
+	cleanupStaleCaps()
 	out, err := exec.CommandContext(ctx, mustLook("ip"), "netns", "list").Output()
 	if err != nil {
 		return

@@ -116,7 +116,7 @@ func (b *runner) profileRun(ctx context.Context, w workload, run func(context.Co
 	if err != nil {
 		return err
 	}
-	s, err := run(ctx, srv, w)
+	s, err := runHeld(ctx, p, srv, w, run)
 	p.stop(syscall.SIGINT)
 	if err != nil {
 		return err
