@@ -411,8 +411,13 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 				line := sc.Text()
 				var sz, reused, peers, seed int64
 				var secs float64
-				if _, err := fmt.Sscanf(line, "size %d reused %d from_peers %d from_webseed %d seconds %f", &sz, &reused, &peers, &seed, &secs); err == nil ||
-					strings.HasPrefix(line, "verified-bytes ") {
+				var app int64
+				_, err := fmt.Sscanf(line, "size %d reused %d from_peers %d from_appliance %d from_webseed %d seconds %f", &sz, &reused, &peers, &app, &seed, &secs)
+				if err != nil {
+					// A moobi from before from_appliance.
+					_, err = fmt.Sscanf(line, "size %d reused %d from_peers %d from_webseed %d seconds %f", &sz, &reused, &peers, &seed, &secs)
+				}
+				if err == nil || strings.HasPrefix(line, "verified-bytes ") {
 					if method == "http" {
 						fmt.Sscanf(line, "verified-bytes %d", &sz)
 					}

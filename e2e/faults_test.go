@@ -358,7 +358,7 @@ func TestApplianceKilledMidRack(t *testing.T) {
 		checkVerified(t, r, m)
 		peers += r.fromPeers
 		seed += r.fromSeed
-		t.Logf("%s: verified v1 in %.1fs, from peers %d (appliance included), from web seed %d", r.node, r.seconds, r.fromPeers, r.fromSeed)
+		t.Logf("%s: verified v1 in %.1fs, from peers %d, from the appliance's seeder %d, from web seed %d", r.node, r.seconds, r.fromPeers, r.fromApp, r.fromSeed)
 	}
 	t.Logf("%d nodes, %d-byte image: %d bytes between nodes while the appliance was down; in all from peers %d, web seed %d; test %.1fs",
 		n, size, down, peers, seed, time.Since(start).Seconds())

@@ -111,12 +111,12 @@ func run(t *testing.T, ctx context.Context, name string, args ...string) {
 
 // fetchResult is what one `moobi node fetch` printed.
 type fetchResult struct {
-	node                              string
-	version, path                     string // from its "verified IMAGE VERSION: PATH" line
-	size, reused, fromPeers, fromSeed int64
-	seconds                           float64
-	err                               error
-	output                            string
+	node                                       string
+	version, path                              string // from its "verified IMAGE VERSION: PATH" line
+	size, reused, fromPeers, fromApp, fromSeed int64
+	seconds                                    float64
+	err                                        error
+	output                                     string
 }
 
 // fetchRun is a `moobi node fetch` running in each of some namespaces; a
@@ -173,7 +173,7 @@ func (il *imageLab) startFetch(t *testing.T, ctx context.Context, nss []string, 
 					}
 				}
 				if strings.HasPrefix(line, "size ") {
-					fmt.Sscanf(line, "size %d reused %d from_peers %d from_webseed %d seconds %f", &r.size, &r.reused, &r.fromPeers, &r.fromSeed, &r.seconds)
+					fmt.Sscanf(line, "size %d reused %d from_peers %d from_appliance %d from_webseed %d seconds %f", &r.size, &r.reused, &r.fromPeers, &r.fromApp, &r.fromSeed, &r.seconds)
 					fr.mu.Lock()
 					fr.nVerified++
 					fr.mu.Unlock()
@@ -256,7 +256,7 @@ func TestSwarmRack(t *testing.T) {
 	start := time.Now()
 	results := il.fetchAll(t, ctx, nss, macs)
 	elapsed := time.Since(start)
-	var peers, seed int64
+	var peers, app, seed int64
 	for _, r := range results {
 		if r.err != nil {
 			t.Fatal(r.err)
@@ -264,9 +264,13 @@ func TestSwarmRack(t *testing.T) {
 		if r.size != il.size {
 			t.Fatalf("%s verified %d bytes, the image is %d", r.node, r.size, il.size)
 		}
+		if got := r.reused + r.fromPeers + r.fromApp + r.fromSeed; got < il.size {
+			t.Errorf("%s accounts for %d bytes (reused, from peers, from the appliance's seeder, from web seed), the image is %d", r.node, got, il.size)
+		}
 		peers += r.fromPeers
+		app += r.fromApp
 		seed += r.fromSeed
-		t.Logf("%s: %.1fs, from peers %d, from web seed %d", r.node, r.seconds, r.fromPeers, r.fromSeed)
+		t.Logf("%s: %.1fs, from peers %d, from the appliance's seeder %d, from web seed %d", r.node, r.seconds, r.fromPeers, r.fromApp, r.fromSeed)
 	}
 	metrics, err := curl(ctx, il.l, "http://"+lab.ApplianceAddr+":8080/metrics")
 	if err != nil {
@@ -278,8 +282,13 @@ func TestSwarmRack(t *testing.T) {
 		t.Fatalf("metrics lack the appliance's BitTorrent upload:\n%s", metrics)
 	}
 	total := bt + web
-	t.Logf("%d nodes, %d-byte image: all verified in %.1fs; appliance uploaded %.0f bytes (%.2f× the image; %.0f over HTTP); nodes got %d bytes from peers (appliance included)",
-		n, il.size, elapsed.Seconds(), total, total/float64(il.size), web, peers)
+	t.Logf("%d nodes, %d-byte image: all verified in %.1fs; appliance uploaded %.0f bytes (%.2f× the image; %.0f over HTTP); nodes got %d bytes from each other, %d from the appliance's seeder",
+		n, il.size, elapsed.Seconds(), total, total/float64(il.size), web, peers, app)
+	// What the nodes counted as from the appliance's seeder, it sent (its
+	// figure also counts blocks a node already had from elsewhere).
+	if app <= 0 || float64(app) > bt {
+		t.Errorf("nodes counted %d bytes from the appliance's seeder, which uploaded %.0f over BitTorrent", app, bt)
+	}
 	if total > 2*float64(il.size) {
 		t.Fatalf("appliance uploaded %.0f bytes, more than twice the %d-byte image", total, il.size)
 	}

@@ -119,10 +119,13 @@ type Event struct {
 	Message string `json:"message,omitempty"`
 	Image   string `json:"image,omitempty"`
 	Version string `json:"version,omitempty"`
-	// Bytes done and total of the image download, and where they came from.
+	// Bytes done and total of the image download, and where they came
+	// from: other nodes, the appliance's seeder over BitTorrent, the
+	// appliance's web seed over HTTP, the node's own cache.
 	Done      int64 `json:"done,omitempty"`
 	Total     int64 `json:"total,omitempty"`
 	FromPeers int64 `json:"from_peers,omitempty"`
+	FromApp   int64 `json:"from_appliance,omitempty"`
 	FromSeed  int64 `json:"from_webseed,omitempty"`
 	Reused    int64 `json:"reused,omitempty"`
 	// Time is when the node saw it; the appliance stamps its own time too.

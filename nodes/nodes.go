@@ -73,8 +73,9 @@ type Node struct {
 	// Download figures of the current boot, in bytes.
 	Done      int64 `json:"done,omitempty"`
 	Total     int64 `json:"total,omitempty"`
-	FromPeers int64 `json:"from_peers,omitempty"`
-	FromSeed  int64 `json:"from_webseed,omitempty"`
+	FromPeers int64 `json:"from_peers,omitempty"`     // from other nodes
+	FromApp   int64 `json:"from_appliance,omitempty"` // from the appliance's seeder (BitTorrent)
+	FromSeed  int64 `json:"from_webseed,omitempty"`   // from the appliance's web seed (HTTP)
 	Reused    int64 `json:"reused,omitempty"`
 	// BootStarted is when the current boot began (its first phase).
 	BootStarted time.Time `json:"boot_started,omitzero"`
@@ -344,7 +345,7 @@ func (r *Registry) enter(n *Node, state string, now time.Time) bool {
 		n.Phases = nil
 		n.BootStarted = now
 		n.Boots++
-		n.Done, n.Total, n.FromPeers, n.FromSeed, n.Reused = 0, 0, 0, 0, 0
+		n.Done, n.Total, n.FromPeers, n.FromApp, n.FromSeed, n.Reused = 0, 0, 0, 0, 0, 0
 	}
 	r.closePhase(n, now)
 	if len(n.Phases) == MaxPhases {
@@ -460,7 +461,7 @@ func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, ad
 		n.Image, n.Version = e.Image, e.Version
 	}
 	if e.Total > 0 {
-		n.Done, n.Total, n.FromPeers, n.FromSeed, n.Reused = e.Done, e.Total, e.FromPeers, e.FromSeed, e.Reused
+		n.Done, n.Total, n.FromPeers, n.FromApp, n.FromSeed, n.Reused = e.Done, e.Total, e.FromPeers, e.FromApp, e.FromSeed, e.Reused
 	}
 	if addr != "" {
 		r.setAddress(ent, addr)

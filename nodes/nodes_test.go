@@ -74,7 +74,7 @@ func TestTimeline(t *testing.T) {
 	step(1 * time.Second)
 	r.Report(mac1, "n1", nodeapi.Event{State: nodeapi.StateFetching, Done: 60, Total: 100, FromPeers: 50, FromSeed: 10}, "10.0.0.5")
 	step(5 * time.Second)
-	r.Report(mac1, "n1", nodeapi.Event{State: nodeapi.StateVerified, Done: 100, Total: 100, FromPeers: 90, FromSeed: 10}, "10.0.0.5")
+	r.Report(mac1, "n1", nodeapi.Event{State: nodeapi.StateVerified, Done: 100, Total: 100, FromPeers: 60, FromApp: 30, FromSeed: 10}, "10.0.0.5")
 	step(2 * time.Second)
 	r.Report(mac1, "n1", nodeapi.Event{State: nodeapi.StateRunning, Message: "pivoted"}, "10.0.0.5")
 	step(10 * time.Second)
@@ -92,7 +92,7 @@ func TestTimeline(t *testing.T) {
 			t.Errorf("phase %s: %v s, want %v", p.State, p.Seconds, wantSecs[i])
 		}
 	}
-	if n.State != "running" || n.Address != "10.0.0.5" || n.Image != "web" || n.Done != 100 || n.FromPeers != 90 || n.Boots != 1 {
+	if n.State != "running" || n.Address != "10.0.0.5" || n.Image != "web" || n.Done != 100 || n.FromPeers != 60 || n.FromApp != 30 || n.FromSeed != 10 || n.Boots != 1 {
 		t.Errorf("node = %+v", n)
 	}
 	// Phase durations reached the observer once each; the boot took 18 s until running.
@@ -121,7 +121,7 @@ func TestTimeline(t *testing.T) {
 	if diff := cmp.Diff([]string{"dhcp"}, states(n)); diff != "" {
 		t.Errorf("after reboot phases (-want +got):\n%s", diff)
 	}
-	if n.Reason != "" || n.LastError != "cache device /dev/vdb missing" || n.Boots != 2 || n.Done != 0 {
+	if n.Reason != "" || n.LastError != "cache device /dev/vdb missing" || n.Boots != 2 || n.Done != 0 || n.FromApp != 0 {
 		t.Errorf("after reboot: %+v", n)
 	}
 }

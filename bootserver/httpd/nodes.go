@@ -45,7 +45,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 		log = s.Log.Warn
 	}
 	log("node event", "mac", mac.String(), "name", h.Name, "state", e.State, "reason", e.Reason, "message", e.Message,
-		"image", e.Image, "version", e.Version, "done", e.Done, "total", e.Total, "reused", e.Reused, "from_peers", e.FromPeers, "from_webseed", e.FromSeed)
+		"image", e.Image, "version", e.Version, "done", e.Done, "total", e.Total, "reused", e.Reused, "from_peers", e.FromPeers, "from_appliance", e.FromApp, "from_webseed", e.FromSeed)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -106,8 +106,9 @@ type ImageSwarm struct {
 	// started (BitTorrent and web seed).
 	ApplianceBytes int64 `json:"appliance_bytes"`
 	// NodeBytes is what the nodes booting it downloaded in their current
-	// boot, as they reported; PeerBytes the part of it that did not come
-	// from the appliance, and Offload that part as a fraction.
+	// boot, as they reported; PeerBytes the part of it that came from
+	// other nodes (not from the appliance's seeder or web seed), and
+	// Offload that part as a fraction.
 	NodeBytes int64   `json:"node_bytes"`
 	PeerBytes int64   `json:"peer_bytes"`
 	Offload   float64 `json:"offload"`
@@ -127,11 +128,12 @@ func (s *Server) Swarms() ([]ImageSwarm, error) {
 	if s.Uploaded != nil {
 		uploaded = s.Uploaded()
 	}
-	got := map[string]int64{}
+	got, peers := map[string]int64{}, map[string]int64{}
 	count := map[string]int{}
 	for _, n := range s.Nodes.List(s.Inventory()) {
 		if n.Image != "" {
-			got[n.Image] += n.FromPeers + n.FromSeed
+			got[n.Image] += n.FromPeers + n.FromApp + n.FromSeed
+			peers[n.Image] += n.FromPeers
 			count[n.Image]++
 		}
 	}
@@ -150,7 +152,7 @@ func (s *Server) Swarms() ([]ImageSwarm, error) {
 					v.Seeders, v.Leechers = s.SwarmCounts(ih)
 				}
 			}
-			v.PeerBytes = max(0, v.NodeBytes-v.ApplianceBytes)
+			v.PeerBytes = peers[img.Name]
 			if v.NodeBytes > 0 {
 				v.Offload = float64(v.PeerBytes) / float64(v.NodeBytes)
 			}

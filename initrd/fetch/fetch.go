@@ -71,7 +71,8 @@ type Options struct {
 type Stats struct {
 	Size      int64
 	Reused    int64 // valid bytes already in the cache
-	FromPeers int64
+	FromPeers int64 // from other nodes
+	FromApp   int64 // from the appliance's seeder, over BitTorrent
 	FromSeed  int64 // from the appliance's web seed
 	Duration  time.Duration
 }
@@ -87,6 +88,7 @@ type Session struct {
 	writeErr  chan error // the first chunk write error
 	o         Options
 	infoBytes []byte
+	appBytes  *atomic.Int64 // received from the appliance's seeder
 	// applianceDown is set while progress events go unheard; rejoins counts
 	// the announces forced when the appliance answered again (see rejoin).
 	applianceDown bool
@@ -167,11 +169,17 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	ccfg := swarm.NodeConfig(o.Port, log.With("component", "torrent"))
 	seedBytes := &atomic.Int64{}
 	ccfg.WebTransport = countingTransport{http.DefaultTransport, seedBytes}
+	appBytes := &atomic.Int64{}
+	if ip, err := applianceAddr(ctx, o.Server); err != nil {
+		log.Warn("what the appliance's seeder sends counts as from peers", "err", err)
+	} else {
+		ccfg.Callbacks.ReceivedUsefulData = append(ccfg.Callbacks.ReceivedUsefulData, countFrom(ip, appBytes))
+	}
 	cl, err := torrent.NewClient(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("start BitTorrent client on port %d: %w", o.Port, err)
 	}
-	s := &Session{Config: cfg, Path: path, client: cl, o: o, infoBytes: mi.InfoBytes}
+	s := &Session{Config: cfg, Path: path, client: cl, o: o, infoBytes: mi.InfoBytes, appBytes: appBytes}
 	ok := false
 	defer func() {
 		if !ok {
@@ -222,14 +230,14 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	if err := s.wait(ctx, seedBytes); err != nil {
 		return nil, err
 	}
-	s.Stats.FromSeed = seedBytes.Load()
+	s.Stats.FromSeed, s.Stats.FromApp = seedBytes.Load(), appBytes.Load()
 	st := t.Stats()
-	s.Stats.FromPeers = max(0, st.BytesReadUsefulData.Int64()-s.Stats.FromSeed)
+	s.Stats.FromPeers = max(0, st.BytesReadUsefulData.Int64()-s.Stats.FromSeed-s.Stats.FromApp)
 	if err := verifyFile(ctx, path, cfg.Size, cfg.SHA256); err != nil {
 		return nil, err
 	}
 	s.Stats.Duration = time.Since(start)
-	log.Info("image verified", "path", path, "reused", s.Stats.Reused, "from_peers", s.Stats.FromPeers, "from_webseed", s.Stats.FromSeed, "duration", s.Stats.Duration.Round(time.Millisecond))
+	log.Info("image verified", "path", path, "reused", s.Stats.Reused, "from_peers", s.Stats.FromPeers, "from_appliance", s.Stats.FromApp, "from_webseed", s.Stats.FromSeed, "duration", s.Stats.Duration.Round(time.Millisecond))
 	ok = true
 	s.reportUntilHeard(ctx, s.event(nodeapi.StateVerified, "image verified"))
 	return s, nil
@@ -348,7 +356,10 @@ func (s *Session) event(state, msg string) nodeapi.Event {
 	if s.t != nil {
 		st := s.t.Stats()
 		e.Done, e.Total, e.Reused, e.FromSeed = s.t.BytesCompleted(), s.t.Length(), s.Stats.Reused, s.Stats.FromSeed
-		e.FromPeers = max(0, st.BytesReadUsefulData.Int64()-s.Stats.FromSeed)
+		if s.appBytes != nil {
+			e.FromApp = s.appBytes.Load()
+		}
+		e.FromPeers = max(0, st.BytesReadUsefulData.Int64()-e.FromSeed-e.FromApp)
 	}
 	return e
 }

@@ -213,6 +213,11 @@ func TestWebSeedOnly(t *testing.T) {
 	if s.Stats.FromSeed < int64(len(a.rootfs)) || s.Stats.Reused != 0 {
 		t.Fatalf("stats %+v: want the whole image from the web seed", s.Stats)
 	}
+	// The web seed is on the appliance's address, but it is not its
+	// seeder: nothing counts as from the seeder or from peers.
+	if s.Stats.FromApp != 0 || s.Stats.FromPeers != 0 {
+		t.Fatalf("stats %+v: want nothing from the appliance's seeder or from peers", s.Stats)
+	}
 	s.Close()
 	if got := strings.Join(a.states(), ","); got != "fetching,verified" {
 		t.Fatalf("events %s, want fetching,verified", got)

@@ -117,8 +117,8 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "MOOBI: %s %s verified: %d bytes, %d reused, %d from peers, %d from the web seed, %.1fs\n",
-		cfg.Image, cfg.Version, s.Stats.Size, s.Stats.Reused, s.Stats.FromPeers, s.Stats.FromSeed, s.Stats.Duration.Seconds())
+	fmt.Fprintf(os.Stderr, "MOOBI: %s %s verified: %d bytes, %d reused, %d from peers, %d from the appliance's seeder, %d from the web seed, %.1fs\n",
+		cfg.Image, cfg.Version, s.Stats.Size, s.Stats.Reused, s.Stats.FromPeers, s.Stats.FromApp, s.Stats.FromSeed, s.Stats.Duration.Seconds())
 	if err := s.SaveSeedSpec(seedSpec); err != nil {
 		s.Close()
 		return err

@@ -346,6 +346,7 @@
     const parts = [
       ['reused', 'reused from cache', n.reused || 0],
       ['peers', 'from peers', n.from_peers || 0],
+      ['app', 'from the appliance', n.from_appliance || 0],
       ['webseed', 'from web seed', n.from_webseed || 0],
     ];
     const known = parts.reduce((sum, p) => sum + p[2], 0);
