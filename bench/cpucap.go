@@ -88,6 +88,16 @@ func holdCPU(pid int, cores float64) (*cpuCap, error) {
 	return c, nil
 }
 
+// probeCPUCap makes and removes a held cgroup, to learn before a section
+// starts whether this machine lets the bench hold a server.
+func probeCPUCap(cores float64) error {
+	c, err := newCPUCap(fmt.Sprintf("%s%d-probe", nsPrefix, os.Getpid()), cores)
+	if err != nil {
+		return err
+	}
+	return c.remove()
+}
+
 func hasWord(s, w string) bool {
 	for _, f := range strings.Fields(s) {
 		if f == w {

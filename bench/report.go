@@ -91,6 +91,9 @@ func (b *runner) report() string {
 	p("- machine: %s, %d cores, %s memory, kernel %s\n", in.CPU, in.Cores, in.Memory, in.Kernel)
 	p("- load average (1, 5, 15 min) at start: %s; at end: %s (other work shares this machine)\n", in.LoadStart, in.LoadEnd)
 	p("- %s\n", strings.Join(in.Versions, "; "))
+	for _, m := range b.notMeasured {
+		p("- not measured: %s\n", m)
+	}
 	if b.net != nil {
 		p("- proxy DHCP, TFTP, HTTP: servers and clients in two network namespaces joined by a veth pair (%s ↔ %s), each server alone in turn;\n", srvAddr, cliAddr)
 		p("  each figure is the median of %d runs per server, the servers alternating run by run\n", b.c.repeat)

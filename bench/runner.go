@@ -45,14 +45,15 @@ type runner struct {
 	self string // this program, re-run inside the namespaces
 	seq  int
 
-	works    []workload
-	refs     map[string]string              // section -> reference server name
-	samples  map[string]map[string][]sample // workload key -> server -> runs
-	profiles []profileReport
-	extra    []extraSection // rack, footprint, boot: reported after the HTTP tables
-	info     machineInfo
-	started  time.Time
-	elapsed  time.Duration
+	works       []workload
+	refs        map[string]string              // section -> reference server name
+	samples     map[string]map[string][]sample // workload key -> server -> runs
+	profiles    []profileReport
+	extra       []extraSection // rack, footprint, boot: reported after the HTTP tables
+	info        machineInfo
+	notMeasured []string // what this machine could not measure, and why
+	started     time.Time
+	elapsed     time.Duration
 }
 
 func bench(ctx context.Context, c config) (err error) {
@@ -92,6 +93,15 @@ func bench(ctx context.Context, c config) (err error) {
 		fmt.Printf("bench: namespaces %s (servers, %s) and %s (clients, %s); scratch %s\n", b.net.srv, srvAddr, b.net.cli, cliAddr, b.s.dir)
 	}
 
+	if c.sections["dhcp"] && b.c.dhcpCores > 0 {
+		// Without a cgroup CPU controller to write to (a container, say)
+		// the held run cannot be made: the rest of the section still can.
+		if err := probeCPUCap(b.c.dhcpCores); err != nil {
+			b.notMeasured = append(b.notMeasured, fmt.Sprintf("proxy DHCP with the server held to %g of a core: %v", b.c.dhcpCores, err))
+			fmt.Printf("bench: no held proxy DHCP run: %v\n", err)
+			b.c.dhcpCores = 0
+		}
+	}
 	b.works = b.workloads()
 	sections := []struct {
 		name    string
