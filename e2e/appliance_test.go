@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"moobi/lab"
 )
@@ -45,6 +46,28 @@ func startAppliance(t *testing.T, ctx context.Context, l *lab.Lab, bin, cfg stri
 		}
 	})
 	return a
+}
+
+// eventually calls check every `every` until it reports done, and fails
+// the test with the state check last described once timeout has passed or
+// ctx has ended.
+func eventually(t *testing.T, ctx context.Context, timeout, every time.Duration, check func() (done bool, state string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		done, state := check()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, state)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", state, ctx.Err())
+		case <-time.After(every):
+		}
+	}
 }
 
 // curl fetches a URL from inside the lab's appliance namespace.

@@ -58,30 +58,24 @@ type nodeProgress struct {
 // (by MAC), and returns them.
 func (il *imageLab) waitNodes(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func(map[string]nodeProgress) bool) map[string]nodeProgress {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
+	var m map[string]nodeProgress
+	last := "no answer"
+	eventually(t, ctx, timeout, 250*time.Millisecond, func() (bool, string) {
 		out, err := curl(ctx, il.l, "http://"+lab.ApplianceAddr+":8080/v1/nodes")
 		var list []nodeProgress
 		if err == nil && json.Unmarshal([]byte(out), &list) == nil {
-			m := map[string]nodeProgress{}
+			m = map[string]nodeProgress{}
 			for _, n := range list {
 				m[n.MAC] = n
 			}
 			if cond(m) {
-				return m
+				return true, ""
 			}
 			last = fmt.Sprintf("%+v", list)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s; last /v1/nodes: %s", timeout, what, last)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return false, fmt.Sprintf("waiting for %s; last /v1/nodes: %s", what, last)
+	})
+	return m
 }
 
 // allNodes reports whether every MAC is present and satisfies ok.
@@ -149,25 +143,14 @@ func (il *imageLab) appUploadedHTTP(t *testing.T, ctx context.Context) float64 {
 // it fails the test after timeout.
 func (il *imageLab) waitTrackerPeers(t *testing.T, ctx context.Context, n int, timeout time.Duration) {
 	t.Helper()
-	start := time.Now()
 	last := -1.0
-	for {
+	eventually(t, ctx, timeout, 250*time.Millisecond, func() (bool, string) {
 		if metrics, err := curl(ctx, il.l, "http://"+lab.ApplianceAddr+":8080/metrics"); err == nil {
 			last = max(0, metricValue(metrics, `moobi_swarm_peers{image="web",role="seeder"}`)) +
 				max(0, metricValue(metrics, `moobi_swarm_peers{image="web",role="leecher"}`))
-			if last >= float64(n) {
-				return
-			}
 		}
-		if time.Since(start) > timeout {
-			t.Fatalf("after %v the appliance's tracker holds %.0f of the %d nodes", timeout, last, n)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return last >= float64(n), fmt.Sprintf("the appliance's tracker holds %.0f of the %d nodes", last, n)
+	})
 }
 
 // rxBytes is the sum of the bytes the namespaces' eth0 received.

@@ -95,19 +95,13 @@ func TestFirmwareRetriesWhileApplianceDown(t *testing.T) {
 		Version string      `json:"version"`
 		Phases  []phaseView `json:"phases"`
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		out, err := curl(ctx, l, r.url("/v1/nodes/"+node.mac))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal([]byte(out), &n); err != nil {
-			t.Fatalf("/v1/nodes/%s: %v\n%s", node.mac, err, out)
-		}
-		if n.State == "running" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
+	waitNodeState(t, ctx, r, node.mac, "running", 2*time.Minute)
+	out, err := curl(ctx, l, r.url("/v1/nodes/"+node.mac))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &n); err != nil {
+		t.Fatalf("/v1/nodes/%s: %v\n%s", node.mac, err, out)
 	}
 	var phases []string
 	for _, p := range n.Phases {

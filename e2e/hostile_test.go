@@ -85,16 +85,11 @@ hosts:
 	go func() { sprayDone <- spray.Wait() }()
 
 	// Let the storm build up (its counter moves), then boot the known host.
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	eventually(t, ctx, 30*time.Second, 500*time.Millisecond, func() (bool, string) {
 		m, _ := curl(ctx, l, "http://"+lab.ApplianceAddr+":8080/metrics")
-		if metricValue(m, `moobi_dhcp_ignored_total{reason="unknown-mac"}`) >= 1000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the storm did not reach the appliance within 30 s\nspray output:\n%s", sprayOut())
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		n := metricValue(m, `moobi_dhcp_ignored_total{reason="unknown-mac"}`)
+		return n >= 1000, fmt.Sprintf("the storm did not reach the appliance: %.0f unknown MACs ignored, want 1,000\nspray output:\n%s", n, sprayOut())
+	})
 	start := time.Now()
 	vm, err := l.StartVM(ctx, lab.VMOptions{Name: "bios", MAC: mac, Firmware: lab.BIOS})
 	if err != nil {

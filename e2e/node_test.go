@@ -449,42 +449,26 @@ func TestNodeFailures(t *testing.T) {
 // waitNodeState polls /v1/nodes until the node with mac is in state.
 func waitNodeState(t *testing.T, ctx context.Context, r *vmRack, mac, state string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	eventually(t, ctx, timeout, 500*time.Millisecond, func() (bool, string) {
 		n := getNodes(t, ctx, r)[mac]
-		if n.State == state {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is %q after %v, want %q", mac, n.State, timeout, state)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+		return n.State == state, fmt.Sprintf("%s is %q, want %q", mac, n.State, state)
+	})
 }
 
 // waitProgress polls /v1/nodes until the node with mac reports at least
 // fraction of its image downloaded.
 func waitProgress(t *testing.T, ctx context.Context, r *vmRack, mac string, fraction float64, timeout time.Duration) nodeView {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		n := getNodes(t, ctx, r)[mac]
-		if n.State == "fetching" && n.Total > 0 && float64(n.Done) >= fraction*float64(n.Total) {
-			return n
-		}
-		if n.State == "verified" || n.State == "running" || time.Now().After(deadline) {
+	var n nodeView
+	eventually(t, ctx, timeout, 250*time.Millisecond, func() (bool, string) {
+		n = getNodes(t, ctx, r)[mac]
+		if n.State == "verified" || n.State == "running" {
 			t.Fatalf("%s is %s with %d of %d bytes: never caught mid-download", mac, n.State, n.Done, n.Total)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return n.State == "fetching" && n.Total > 0 && float64(n.Done) >= fraction*float64(n.Total),
+			fmt.Sprintf("%s is %s with %d of %d bytes, want %.0f%% while fetching", mac, n.State, n.Done, n.Total, 100*fraction)
+	})
+	return n
 }
 
 // emptyDisk returns a fresh 64 MiB cache disk image.
