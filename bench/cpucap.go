@@ -65,10 +65,13 @@ func newCPUCap(name string, cores float64) (*cpuCap, error) {
 	if err := os.Mkdir(c.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("cgroup v1: %w", err)
 	}
-	for f, v := range map[string]int{"cpu.cfs_period_us": period, "cpu.cfs_quota_us": quota} {
-		if err := os.WriteFile(filepath.Join(c.dir, f), []byte(strconv.Itoa(v)), 0o644); err != nil {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"cpu.cfs_period_us", period}, {"cpu.cfs_quota_us", quota}} {
+		if err := os.WriteFile(filepath.Join(c.dir, f.name), []byte(strconv.Itoa(f.v)), 0o644); err != nil {
 			c.remove()
-			return nil, fmt.Errorf("cgroup v1: set %s of %s: %w", f, c.dir, err)
+			return nil, fmt.Errorf("cgroup v1: set %s of %s: %w", f.name, c.dir, err)
 		}
 	}
 	return c, nil

@@ -171,7 +171,7 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	ccfg.WebTransport = countingTransport{http.DefaultTransport, seedBytes}
 	appBytes := &atomic.Int64{}
 	if ip, err := applianceAddr(ctx, o.Server); err != nil {
-		log.Warn("what the appliance's seeder sends counts as from peers", "err", err)
+		log.Warn("cannot tell the appliance's seeder from other peers: its bytes count as from peers", "err", err)
 	} else {
 		ccfg.Callbacks.ReceivedUsefulData = append(ccfg.Callbacks.ReceivedUsefulData, countFrom(ip, appBytes))
 	}
