@@ -241,10 +241,17 @@ func runHeld(ctx context.Context, p *proc, srv server, w workload, run func(cont
 	if err != nil {
 		return sample{}, err
 	}
-	defer held.remove()
 	s, err := run(ctx, srv, w)
-	if rerr := held.release(p.cmd.Process.Pid); err == nil {
-		err = rerr
+	if rerr := held.release(p.cmd.Process.Pid); rerr != nil {
+		// Still held, the server keeps its cgroup from going: it is
+		// stopped here (the section then ends with the error).
+		p.stop(syscall.SIGKILL)
+		if err == nil {
+			err = rerr
+		}
+	}
+	if rerr := held.remove(); rerr != nil && err == nil {
+		err = fmt.Errorf("remove cgroup %s: %w", held.dir, rerr)
 	}
 	return s, err
 }

@@ -149,7 +149,7 @@ func DecodeEvent(r io.Reader) (Event, error) {
 	if len(e.Reason) > 1024 || len(e.Message) > 1024 {
 		return Event{}, fmt.Errorf("event: reason or message longer than 1024 bytes")
 	}
-	if e.Done < 0 || e.Total < 0 || e.FromPeers < 0 || e.FromSeed < 0 || e.Reused < 0 {
+	if e.Done < 0 || e.Total < 0 || e.FromPeers < 0 || e.FromApp < 0 || e.FromSeed < 0 || e.Reused < 0 {
 		return Event{}, fmt.Errorf("event: negative byte count")
 	}
 	return e, nil

@@ -51,6 +51,7 @@ func TestDecodeEvent(t *testing.T) {
 		{"unknown state", `{"state":"pwned"}`, `unknown state "pwned"`},
 		{"unknown field", `{"state":"running","extra":1}`, "unknown field"},
 		{"negative", `{"state":"fetching","done":-1}`, "negative byte count"},
+		{"negative from the appliance", `{"state":"fetching","from_appliance":-1}`, "negative byte count"},
 		{"long reason", `{"state":"failed","reason":"` + strings.Repeat("a", 1025) + `"}`, "longer than 1024 bytes"},
 		{"too big", `{"state":"failed","message":"` + strings.Repeat("a", MaxEventBytes) + `"}`, "event:"},
 		{"empty", ``, "event: EOF"},

@@ -30,15 +30,16 @@ func applianceAddr(ctx context.Context, server string) (netip.Addr, error) {
 }
 
 // countFrom returns a callback for the BitTorrent client that adds to n
-// the useful bytes received from peers at ip over the peer protocol. A web
-// seed is a peer too, whose address is its URL's host and port, with the
-// URL's scheme as its network: it is counted apart (countingTransport).
+// the useful bytes received from peers at ip over the peer protocol (TCP
+// or uTP). A web seed is a peer too, whose address is its URL's host and
+// port, with "http" as its network: it is counted apart
+// (countingTransport).
 func countFrom(ip netip.Addr, n *atomic.Int64) func(torrent.ReceivedUsefulDataEvent) {
 	return func(ev torrent.ReceivedUsefulDataEvent) {
 		if ev.Peer == nil || ev.Peer.RemoteAddr == nil || ev.Message == nil {
 			return
 		}
-		if nw := ev.Peer.Network; !strings.HasPrefix(nw, "tcp") && !strings.HasPrefix(nw, "udp") {
+		if strings.HasPrefix(ev.Peer.Network, "http") {
 			return
 		}
 		ap, err := netip.ParseAddrPort(ev.Peer.RemoteAddr.String())

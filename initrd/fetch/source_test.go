@@ -21,9 +21,10 @@ func TestCountFrom(t *testing.T) {
 	}{
 		{"the appliance's seeder", &torrent.Peer{RemoteAddr: &net.TCPAddr{IP: net.ParseIP("10.99.0.1"), Port: 6881}, Network: "tcp4"}, 16384},
 		{"the seeder, IPv4 in IPv6", &torrent.Peer{RemoteAddr: &net.TCPAddr{IP: net.ParseIP("::ffff:10.99.0.1"), Port: 6881}, Network: "tcp"}, 16384},
-		{"the seeder over uTP", &torrent.Peer{RemoteAddr: &net.UDPAddr{IP: net.ParseIP("10.99.0.1"), Port: 6881}, Network: "udp"}, 16384},
+		{"the seeder over uTP", &torrent.Peer{RemoteAddr: &net.UDPAddr{IP: net.ParseIP("10.99.0.1"), Port: 6881}, Network: "utp/udp"}, 16384},
 		{"another node", &torrent.Peer{RemoteAddr: &net.TCPAddr{IP: net.ParseIP("10.99.0.7"), Port: 6881}, Network: "tcp"}, 0},
 		{"the web seed, on the appliance's address", &torrent.Peer{RemoteAddr: &net.TCPAddr{IP: net.ParseIP("10.99.0.1"), Port: 8080}, Network: "http"}, 0},
+		{"an https web seed", &torrent.Peer{RemoteAddr: &net.TCPAddr{IP: net.ParseIP("10.99.0.1"), Port: 443}, Network: "https"}, 0},
 		{"no address", &torrent.Peer{Network: "tcp"}, 0},
 		{"no peer", nil, 0},
 	} {
