@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +44,7 @@ func newCPUCap(name string, cores float64) (*cpuCap, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cgroup v2: %w", err)
 		}
-		if !hasWord(string(ctl), "cpu") {
+		if !slices.Contains(strings.Fields(string(ctl)), "cpu") {
 			if err := os.WriteFile(filepath.Join(cgroupV2, "cgroup.subtree_control"), []byte("+cpu"), 0o644); err != nil {
 				return nil, fmt.Errorf("cgroup v2: enable the cpu controller in %s: %w", cgroupV2, err)
 			}
@@ -99,15 +100,6 @@ func probeCPUCap(cores float64) error {
 		return err
 	}
 	return c.remove()
-}
-
-func hasWord(s, w string) bool {
-	for _, f := range strings.Fields(s) {
-		if f == w {
-			return true
-		}
-	}
-	return false
 }
 
 // hold moves process pid (all its threads) into the cgroup.
@@ -169,7 +161,7 @@ func parseProcCgroup(sc *bufio.Scanner, v2 bool) (string, error) {
 		if v2 && id == "0" && ctls == "" {
 			return path, nil
 		}
-		if !v2 && hasWord(strings.ReplaceAll(ctls, ",", " "), "cpu") {
+		if !v2 && slices.Contains(strings.Split(ctls, ","), "cpu") {
 			return path, nil
 		}
 	}
@@ -184,15 +176,7 @@ func cleanupStaleCaps() {
 	for _, root := range []string{cgroupV2, cgroupV1CPU} {
 		dirs, _ := filepath.Glob(filepath.Join(root, nsPrefix+"*"))
 		for _, d := range dirs {
-			pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), nsPrefix), "-")
-			pid, err := strconv.Atoi(pidText)
-			if err != nil || pid <= 0 {
-				continue
-			}
-			if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-				continue // its run is still going
-			}
-			if os.Remove(d) == nil {
+			if leftBehind(filepath.Base(d)) && os.Remove(d) == nil {
 				fmt.Fprintf(os.Stderr, "bench: deleted cgroup %s left by an earlier run\n", d)
 			}
 		}

@@ -103,23 +103,30 @@ func cleanupStale(ctx context.Context) {
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], nsPrefix) {
+		if len(f) == 0 || !leftBehind(f[0]) {
 			continue
-		}
-		rest := strings.TrimPrefix(f[0], nsPrefix)
-		pidText, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid <= 0 {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			continue // its run is still going
 		}
 		lab.KillNetnsProcesses(ctx, f[0])
 		if lab.DeleteNetns(ctx, f[0]) == nil {
 			fmt.Fprintf(os.Stderr, "bench: deleted namespace %s left by an earlier run\n", f[0])
 		}
 	}
+}
+
+// leftBehind reports whether name (a namespace or cgroup) is one a bench
+// run made, moobi-bench-PID-…, and that run's process is gone.
+func leftBehind(name string) bool {
+	rest, ok := strings.CutPrefix(name, nsPrefix)
+	if !ok {
+		return false
+	}
+	pidText, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	err = syscall.Kill(pid, 0)
+	return err != nil && !errors.Is(err, syscall.EPERM) // else its run is still going
 }
 
 // proc is a server or client process started in a namespace, in its own
