@@ -34,6 +34,7 @@ type rackFlags struct {
 	httpMax        int
 	tmpfs          bool
 	kernelCache    string
+	restCopies     int // appliance.seed_rest_copies; < 0: the appliance's default
 
 	footImages   int
 	footPeers    int
@@ -61,6 +62,7 @@ func registerRackFlags(fs *flag.FlagSet) *rackFlags {
 		return nil
 	})
 	fs.IntVar(&r.httpMax, "rack-http-max", 32, "rack: largest rack also timed fetching the image over plain HTTP")
+	fs.IntVar(&r.restCopies, "rack-seed-rest-copies", -1, "rack, footprint: the appliance's seed_rest_copies (0: the seeder never rests; -1: the appliance's default)")
 	fs.BoolVar(&r.tmpfs, "rack-tmpfs", true, "rack, footprint: keep the nodes' caches in a tmpfs (each real node has its own disk; one shared disk here would be the bottleneck)")
 	fs.StringVar(&r.kernelCache, "kernel-cache", "", "folder caching the Debian kernel that images are published with (default $MOOBI_CACHE or .cache/lab)")
 	fs.IntVar(&r.footImages, "footprint-images", 3, "footprint: images seeded at once")
@@ -131,7 +133,7 @@ const rackMACPrefix = "52:54:00:be:"
 // newRackLab makes a lab with hosts n01…nNN on links shaped to nodeRate,
 // publishes one image per entry of images (name → size in MiB; host i boots
 // images[i mod len]) and starts the appliance.
-func (b *runner) newRackLab(ctx context.Context, name string, hosts int, nodeRate string, images []string, sizeMiB int) (_ *rackLab, err error) {
+func (b *runner) newRackLab(ctx context.Context, name string, hosts int, nodeRate string, images []string, sizeMiB, restCopies int) (_ *rackLab, err error) {
 	r := &rackLab{bin: b.c.moobi}
 	if r.l, err = lab.New(ctx, lab.Options{Dir: filepath.Join(b.s.dir, name)}); err != nil {
 		return nil, err
@@ -168,7 +170,11 @@ func (b *runner) newRackLab(ctx context.Context, name string, hosts int, nodeRat
 		}
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "appliance:\n  interface: %s\n  http_port: 8080\n  data_dir: %s/data\n  ipxe_dir: /usr/lib/ipxe\nprofiles:\n", lab.BridgeName, dir)
+	fmt.Fprintf(&cfg, "appliance:\n  interface: %s\n  http_port: 8080\n  data_dir: %s/data\n  ipxe_dir: /usr/lib/ipxe\n", lab.BridgeName, dir)
+	if restCopies >= 0 {
+		fmt.Fprintf(&cfg, "  seed_rest_copies: %d\n", restCopies)
+	}
+	cfg.WriteString("profiles:\n")
 	for _, img := range images {
 		fmt.Fprintf(&cfg, "  %s:\n    image: %s\n    cmdline: console=ttyS0\n", img, img)
 	}
@@ -342,6 +348,7 @@ func idleSeconds() float64 {
 type nodeRun struct {
 	seconds   float64 // from the common start until verified
 	fromPeers int64
+	fromApp   int64
 	fromSeed  int64
 }
 
@@ -421,7 +428,7 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 					if method == "http" {
 						fmt.Sscanf(line, "verified-bytes %d", &sz)
 					}
-					nodes[i] = nodeRun{seconds: time.Since(start).Seconds(), fromPeers: peers, fromSeed: seed}
+					nodes[i] = nodeRun{seconds: time.Since(start).Seconds(), fromPeers: peers, fromApp: app, fromSeed: seed}
 					if sz != size {
 						errs[i] = fmt.Errorf("%s verified %d bytes, the image has %d", ns, sz, size)
 					}
@@ -455,9 +462,14 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 		run.nodeCPU += exitedCPU(cmd.ProcessState) / float64(n)
 	}
 	var secs []float64
-	for _, nd := range nodes {
+	for i, nd := range nodes {
 		secs = append(secs, nd.seconds)
 		run.fromPeers += nd.fromPeers
+		if method != "http" {
+			// Where each node's bytes came from, to tell a slow node's cause.
+			fmt.Printf("bench: rack: %s of %d: verified at %.1f s, from peers %.2f, from the appliance %.2f, from the web seed %.2f (× S)\n",
+				r.nss[i], n, nd.seconds, float64(nd.fromPeers)/float64(size), float64(nd.fromApp)/float64(size), float64(nd.fromSeed)/float64(size))
+		}
 	}
 	slices.Sort(secs)
 	run.p50, run.p99 = percentile(secs, 50), percentile(secs, 99)
@@ -496,7 +508,7 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 	}
 	hosts := slices.Max(rf.nodes)
 	images := []string{"rack"}
-	r, err := b.newRackLab(ctx, "rack", hosts, rf.nodeRate, images, rf.imageMiB)
+	r, err := b.newRackLab(ctx, "rack", hosts, rf.nodeRate, images, rf.imageMiB, rf.restCopies)
 	if err != nil {
 		return extraSection{}, err
 	}
@@ -616,7 +628,7 @@ func (b *runner) footprintSection(ctx context.Context) (extraSection, error) {
 	for i := range rf.footImages {
 		images = append(images, fmt.Sprintf("img%d", i+1))
 	}
-	r, err := b.newRackLab(ctx, "footprint", rf.footPeers, rf.nodeRate, images, rf.footImageMiB)
+	r, err := b.newRackLab(ctx, "footprint", rf.footPeers, rf.nodeRate, images, rf.footImageMiB, rf.restCopies)
 	if err != nil {
 		return extraSection{}, err
 	}
