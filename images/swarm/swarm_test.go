@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/anacrolix/torrent"
 	pp "github.com/anacrolix/torrent/peer_protocol"
 )
 
@@ -46,5 +47,17 @@ func TestNodeConfigCapsPeers(t *testing.T) {
 	}
 	if got := Config(0, slog.New(slog.DiscardHandler)).EstablishedConnsPerTorrent; got <= NodePeerConns {
 		t.Errorf("appliance: %d peer connections per image, want the library's default (more than %d)", got, NodePeerConns)
+	}
+}
+
+// Both the seeder and the nodes keep one connection per pair of peers.
+func TestOneConnectionPerPeer(t *testing.T) {
+	for name, cfg := range map[string]*torrent.ClientConfig{
+		"node":      NodeConfig(0, slog.New(slog.DiscardHandler)),
+		"appliance": Config(0, slog.New(slog.DiscardHandler)),
+	} {
+		if !cfg.DropDuplicatePeerIds {
+			t.Errorf("%s: a second connection to a peer already connected is kept", name)
+		}
 	}
 }
