@@ -113,7 +113,7 @@ func Config(port int, log *slog.Logger) *torrent.ClientConfig {
 	// against SeedPeerConns and NodePeerConns: in a rack of 16 (`go run
 	// ./bench --only rack --rack-nodes 16 --rack-node-rate 10mbit
 	// --rack-appliance-rates 100mbit --rack-image-mib 64 --rack-http-max 0
-	// --rack-seed-rest-copies 0`, bound 53.7 s) three nodes lost their
+	// --rack-seed-rest-copies 0`, bound 53.7 s) three to five nodes lost their
 	// connection to the appliance about 10 s in and verified last, 92.5 s
 	// after the start; with duplicates dropped every node kept one and all
 	// verified within 58.9–63.9 s.
