@@ -34,9 +34,11 @@ type peerWatch struct {
 
 // restView is one look at a torrent's swarm from the seeder.
 type restView struct {
-	holders  []int // per piece: the peers known to hold it
-	starving int   // connected peers lacking pieces that announced none for starveAfter
-	spent    bool  // the seeder sent restBudget copies within restWindow, or rested within it
+	holders  []int               // per piece: the peers known to hold it
+	starving int                 // connected peers lacking pieces that announced none for starveAfter
+	spent    bool                // the seeder sent restBudget copies within restWindow, or rested within it
+	peers    []*torrent.PeerConn // connected
+	lacking  []*torrent.PeerConn // connected, lacking pieces
 }
 
 // shouldRest reports whether the seeder may pause its upload: it has spent
@@ -79,6 +81,10 @@ func look(t *torrent.Torrent, seeders int, watch map[*torrent.PeerConn]peerWatch
 			return true
 		})
 		seen[pc] = true
+		v.peers = append(v.peers, pc)
+		if have < n {
+			v.lacking = append(v.lacking, pc)
+		}
 		w, ok := watch[pc]
 		if !ok || have != w.have {
 			w = peerWatch{have: have, since: now}
@@ -141,6 +147,9 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 			v := look(e.t, seeders, e.watch, now)
 			v.spent = e.spend(now, uploaded(e.t), e.t.Length())
 			rest := shouldRest(v, copies)
+			if copies > 0 {
+				s.suggest(e, v, copies, now)
+			}
 			if v.starving > 0 {
 				// One look of upload for a starving peer, then it waits
 				// starveAfter again: a peer too slow to take anything

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/time/rate"
 )
 
@@ -85,5 +86,41 @@ func TestSpend(t *testing.T) {
 		if got := e.spend(t0.Add(st.at), st.total, size); got != st.want {
 			t.Errorf("at %v, %d bytes sent in all: spent %v, want %v", st.at, st.total, got, st.want)
 		}
+	}
+}
+
+func TestAssign(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	type sg = suggestion[string]
+	for _, tc := range []struct {
+		name    string
+		scarce  []int
+		peers   []string
+		prev    map[int]sg
+		now     time.Time
+		perPeer int
+		want    map[int]sg
+	}{
+		{"round robin, at most perPeer each", []int{1, 2, 3, 4, 5}, []string{"a", "b"}, nil, t0, 2,
+			map[int]sg{1: {"a", t0}, 2: {"b", t0}, 3: {"a", t0}, 4: {"b", t0}}},
+		{"nobody to tell", []int{1, 2}, nil, nil, t0, 2, map[int]sg{}},
+		{"a suggestion stays with its peer", []int{1, 2}, []string{"a", "b"},
+			map[int]sg{2: {"a", t0}}, t0.Add(time.Second), 1,
+			map[int]sg{1: {"b", t0.Add(time.Second)}, 2: {"a", t0}}},
+		{"a held piece is no longer suggested", []int{2}, []string{"a"},
+			map[int]sg{1: {"a", t0}, 2: {"a", t0}}, t0, 4, map[int]sg{2: {"a", t0}}},
+		{"a suggestion expires and goes to another peer", []int{1}, []string{"a", "b"},
+			map[int]sg{1: {"a", t0}}, t0.Add(suggestFor), 4, map[int]sg{1: {"b", t0.Add(suggestFor)}}},
+		{"an expired suggestion stays when no other peer has room", []int{1}, []string{"a"},
+			map[int]sg{1: {"a", t0}}, t0.Add(suggestFor), 4, map[int]sg{1: {"a", t0.Add(suggestFor)}}},
+		{"a peer that left loses its suggestions", []int{1}, []string{"b"},
+			map[int]sg{1: {"a", t0}}, t0, 4, map[int]sg{1: {"b", t0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := assign(tc.scarce, tc.peers, tc.prev, tc.now, tc.perPeer)
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(sg{})); diff != "" {
+				t.Errorf("assign (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -74,6 +74,11 @@ type entry struct {
 	restedAt time.Time
 	sent     []sample
 	watch    map[*torrent.PeerConn]peerWatch
+	// suggest's own: which piece was suggested to whom, what each peer
+	// was told last, and peers that could not be told.
+	suggested map[int]suggestion[*torrent.PeerConn]
+	told      map[*torrent.PeerConn][]int
+	mute      map[*torrent.PeerConn]time.Time
 }
 
 // Run seeds until ctx ends.

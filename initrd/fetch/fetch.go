@@ -89,6 +89,12 @@ type Session struct {
 	o         Options
 	infoBytes []byte
 	appBytes  *atomic.Int64 // received from the appliance's seeder
+	// plan is each piece's priority from startPlan; suggestions carries
+	// the latest suggestion of the appliance's seeder, suggested the
+	// pieces raised for the one before (see suggest).
+	plan        []torrent.PiecePriority
+	suggestions chan []int
+	suggested   []int
 	// applianceDown is set while progress events go unheard; rejoins counts
 	// the announces forced when the appliance answered again (see rejoin).
 	applianceDown bool
@@ -170,16 +176,18 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	seedBytes := &atomic.Int64{}
 	ccfg.WebTransport = countingTransport{http.DefaultTransport, seedBytes}
 	appBytes := &atomic.Int64{}
+	suggestions := make(chan []int, 1)
 	if ip, err := applianceAddr(ctx, o.Server); err != nil {
 		log.Warn("cannot tell the appliance's seeder from other peers: its bytes count as from peers", "err", err)
 	} else {
 		ccfg.Callbacks.ReceivedUsefulData = append(ccfg.Callbacks.ReceivedUsefulData, countFrom(ip, appBytes))
+		swarm.AcceptSuggestions(ccfg, takeSuggestions(ip, suggestions, log))
 	}
 	cl, err := torrent.NewClient(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("start BitTorrent client on port %d: %w", o.Port, err)
 	}
-	s := &Session{Config: cfg, Path: path, client: cl, o: o, infoBytes: mi.InfoBytes, appBytes: appBytes}
+	s := &Session{Config: cfg, Path: path, client: cl, o: o, infoBytes: mi.InfoBytes, appBytes: appBytes, suggestions: suggestions}
 	ok := false
 	defer func() {
 		if !ok {
@@ -222,7 +230,8 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	t.AddTrackers([][]string{{cfg.Tracker}})
 	t.DownloadAll()
 	// Nodes that start together begin with different regions (startPlan).
-	for i, p := range startPlan(o.MAC, t.NumPieces()) {
+	s.plan = startPlan(o.MAC, t.NumPieces())
+	for i, p := range s.plan {
 		if p != torrent.PiecePriorityNormal {
 			t.Piece(i).SetPriority(p)
 		}
@@ -305,6 +314,9 @@ func (s *Session) wait(ctx context.Context, seedBytes *atomic.Int64) error {
 			return fmt.Errorf("download interrupted at %d of %d bytes: %w", s.t.BytesCompleted(), s.t.Length(), ctx.Err())
 		case err := <-s.writeErr:
 			return fmt.Errorf("write to the cache %s at %d of %d bytes: %w", s.Path, s.t.BytesCompleted(), s.t.Length(), err)
+		case pieces := <-s.suggestions:
+			s.suggest(pieces)
+			continue
 		case <-tick.C:
 		}
 		if done := s.t.Stats().PiecesComplete; done != lastDone {

@@ -28,7 +28,8 @@ const planRegions = 32
 // image, appliance at 100 Mbit/s, seeder.RestCopies 1), the appliance sent
 // 1.57 times the image before every piece was held by a node with this
 // plan, 1.67 with three levels over 32 regions, about 2 with three levels
-// over 8 regions.
+// over 8 regions. The pieces the appliance's seeder suggests (suggest.go)
+// go before the plan's.
 func startPlan(mac net.HardwareAddr, n int) []torrent.PiecePriority {
 	var k int
 	if len(mac) > 0 {

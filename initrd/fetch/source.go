@@ -42,10 +42,18 @@ func countFrom(ip netip.Addr, n *atomic.Int64) func(torrent.ReceivedUsefulDataEv
 		if strings.HasPrefix(ev.Peer.Network, "http") {
 			return
 		}
-		ap, err := netip.ParseAddrPort(ev.Peer.RemoteAddr.String())
-		if err != nil || ap.Addr().Unmap() != ip {
+		if !isAddr(ev.Peer.RemoteAddr, ip) {
 			return
 		}
 		n.Add(int64(len(ev.Message.Piece)))
 	}
+}
+
+// isAddr reports whether a (a peer's address) is ip.
+func isAddr(a torrent.PeerRemoteAddr, ip netip.Addr) bool {
+	if a == nil {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().Unmap() == ip
 }

@@ -1,0 +1,127 @@
+package seeder
+
+import (
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+	"golang.org/x/time/rate"
+
+	"moobi/images/piecestore"
+	"moobi/images/swarm"
+)
+
+// TestSuggestToNodes: the seeder suggests to a real node client, over the
+// wire, pieces the node lacks, at most suggestBytes' worth, and tells a
+// client that does not announce the extension nothing.
+func TestSuggestToNodes(t *testing.T) {
+	const pieceLen = 256 << 10
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rootfs")
+	data := make([]byte, 40*pieceLen)
+	rand.Read(data)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info := metainfo.Info{PieceLength: pieceLen}
+	if err := info.BuildFromFilePath(path); err != nil {
+		t.Fatal(err)
+	}
+	ib, err := bencode.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ih := metainfo.HashBytes(ib)
+	newClient := func(cfg *torrent.ClientConfig) *torrent.Client {
+		cfg.ListenHost = func(string) string { return "127.0.0.1" }
+		cfg.DisableIPv6 = true
+		c, err := torrent.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// The seeder uploads slowly: the leechers stay connected and lacking.
+	scfg := swarm.Config(0, discard)
+	scfg.UploadRateLimiter = rate.NewLimiter(64<<10, 256<<10)
+	seedCl := newClient(scfg)
+	seed, _ := seedCl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
+		Storage: &piecestore.File{Path: path, ReadOnly: true, Trusted: true}})
+	<-seed.GotInfo()
+
+	var mu sync.Mutex
+	var got [][]int
+	ncfg := swarm.NodeConfig(0, discard)
+	swarm.AcceptSuggestions(ncfg, func(_ *torrent.PeerConn, pieces []int, err error) {
+		if err != nil {
+			t.Errorf("suggestion from the seeder: %v", err)
+		}
+		mu.Lock()
+		got = append(got, pieces)
+		mu.Unlock()
+	})
+	node := newClient(ncfg)
+	plain := newClient(swarm.Config(0, discard)) // no extension
+	var leechers []*torrent.Torrent
+	for _, c := range []*torrent.Client{node, plain} {
+		tor, _ := c.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
+			Storage: &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")}})
+		<-tor.GotInfo()
+		tor.DownloadAll()
+		leechers = append(leechers, tor)
+	}
+	seedAddr := seedCl.ListenAddrs()[0].(*net.TCPAddr)
+
+	s := &Seeder{}
+	e := &entry{t: seed, watch: map[*torrent.PeerConn]peerWatch{}}
+	var offered time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// Offered again each round, as a tracker's announces would.
+		if time.Since(offered) >= time.Second {
+			for _, tor := range leechers {
+				tor.AddPeers([]torrent.PeerInfo{{Addr: seedAddr, Trusted: true}})
+			}
+			offered = time.Now()
+		}
+		now := time.Now()
+		v := look(seed, 0, e.watch, now)
+		s.suggest(e, v, 1, now)
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n > 0 && len(v.peers) == 2 && len(e.mute) == 1 {
+			break
+		}
+		if now.After(deadline) {
+			t.Fatalf("after 30 s: %d suggestions received, %d peers connected, %d muted", n, len(v.peers), len(e.mute))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mu.Lock()
+	first := got[0]
+	mu.Unlock()
+	if want := suggestBytes / pieceLen; len(first) != want {
+		t.Errorf("suggested %d pieces %v, want %d (suggestBytes)", len(first), first, want)
+	}
+	if len(e.told) != 1 {
+		t.Errorf("told %d peers, want only the node (the plain client does not announce %s)", len(e.told), swarm.SuggestExtension)
+	}
+	for pc := range e.mute {
+		if _, told := e.told[pc]; told {
+			t.Errorf("peer %v is both muted and told", pc)
+		}
+	}
+}
