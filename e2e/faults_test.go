@@ -44,34 +44,20 @@ func (il *imageLab) manifest(t *testing.T, version string) catalog.Manifest {
 	return m
 }
 
-// nodeProgress is a node as /v1/nodes shows it.
-type nodeProgress struct {
-	MAC       string `json:"mac"`
-	State     string `json:"state"`
-	Version   string `json:"version"`
-	Done      int64  `json:"done"`
-	Total     int64  `json:"total"`
-	FromPeers int64  `json:"from_peers"`
-}
-
 // waitNodes polls the appliance's /v1/nodes until cond holds for the nodes
 // (by MAC), and returns them.
-func (il *imageLab) waitNodes(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func(map[string]nodeProgress) bool) map[string]nodeProgress {
+func (il *imageLab) waitNodes(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func(map[string]nodeView) bool) map[string]nodeView {
 	t.Helper()
-	var m map[string]nodeProgress
+	var m map[string]nodeView
 	last := "no answer"
 	eventually(t, ctx, timeout, 250*time.Millisecond, func() (bool, string) {
-		out, err := curl(ctx, il.l, "http://"+lab.ApplianceAddr+":8080/v1/nodes")
-		var list []nodeProgress
-		if err == nil && json.Unmarshal([]byte(out), &list) == nil {
-			m = map[string]nodeProgress{}
-			for _, n := range list {
-				m[n.MAC] = n
-			}
+		got, _, err := listNodes(ctx, il.l, "http://"+lab.ApplianceAddr+":8080/v1/nodes")
+		if err == nil {
+			m = got
 			if cond(m) {
 				return true, ""
 			}
-			last = fmt.Sprintf("%+v", list)
+			last = fmt.Sprintf("%+v", m)
 		}
 		return false, fmt.Sprintf("waiting for %s; last /v1/nodes: %s", what, last)
 	})
@@ -79,8 +65,8 @@ func (il *imageLab) waitNodes(t *testing.T, ctx context.Context, timeout time.Du
 }
 
 // allNodes reports whether every MAC is present and satisfies ok.
-func allNodes(macs []string, ok func(nodeProgress) bool) func(map[string]nodeProgress) bool {
-	return func(m map[string]nodeProgress) bool {
+func allNodes(macs []string, ok func(nodeView) bool) func(map[string]nodeView) bool {
+	return func(m map[string]nodeView) bool {
 		for _, mac := range macs {
 			n, found := m[mac]
 			if !found || !ok(n) {
@@ -204,7 +190,7 @@ func TestPublishDuringFetch(t *testing.T) {
 	v1 := il.manifest(t, "v1")
 	start := time.Now()
 	fr := il.startFetch(t, ctx, nss[:n], macs[:n])
-	il.waitNodes(t, ctx, time.Minute, "every node downloading v1", allNodes(macs[:n], func(p nodeProgress) bool {
+	il.waitNodes(t, ctx, time.Minute, "every node downloading v1", allNodes(macs[:n], func(p nodeView) bool {
 		return p.State == "fetching" && p.Version == "v1" && p.Done > 0 && p.Done < p.Total
 	}))
 	t.Logf("all %d nodes downloading v1 after %.1fs; publishing v2", n, time.Since(start).Seconds())
@@ -239,7 +225,7 @@ func TestPublishDuringFetch(t *testing.T) {
 	if strings.Contains(il.app.Log(), "stopped seeding a pruned version") {
 		t.Fatalf("the seeder dropped a version:\n%s", lab.Tail(il.app.Log(), 20))
 	}
-	il.waitNodes(t, ctx, 30*time.Second, "the appliance showing v1 verified on every node", allNodes(macs[:n], func(p nodeProgress) bool {
+	il.waitNodes(t, ctx, 30*time.Second, "the appliance showing v1 verified on every node", allNodes(macs[:n], func(p nodeView) bool {
 		return p.State == "verified" && p.Version == "v1"
 	}))
 	t.Logf("after the publish the appliance's seeder uploaded %.0f bytes of v1 (%.2f× the image)", afterV1-atPublish, (afterV1-atPublish)/float64(v1.Files[catalog.FileRootfs].Size))
@@ -274,7 +260,7 @@ func TestApplianceKilledMidRack(t *testing.T) {
 	size := m.Files[catalog.FileRootfs].Size
 	start := time.Now()
 	fr := il.startFetch(t, ctx, nss, macs)
-	il.waitNodes(t, ctx, time.Minute, "every node holding part of the image", allNodes(macs, func(p nodeProgress) bool {
+	il.waitNodes(t, ctx, time.Minute, "every node holding part of the image", allNodes(macs, func(p nodeView) bool {
 		return p.State == "fetching" && p.Done >= p.Total/4 && p.Done < p.Total
 	}))
 	rx0 := rxBytes(t, ctx, nss)
@@ -320,7 +306,7 @@ func TestApplianceKilledMidRack(t *testing.T) {
 	serving := time.Now()
 	// Every node was known before the kill: the restarted appliance lists
 	// them at once, from data_dir/state/nodes.json.
-	il.waitNodes(t, ctx, 5*time.Second, "the restarted appliance listing every node", allNodes(macs, func(p nodeProgress) bool { return p.State != "" }))
+	il.waitNodes(t, ctx, 5*time.Second, "the restarted appliance listing every node", allNodes(macs, func(p nodeView) bool { return p.State != "" }))
 	// The nodes rejoin the swarm as soon as the appliance answers their
 	// progress events (every 2 s): its restarted tracker knows no peer, and
 	// on their own they would announce again only a minute after their
@@ -332,7 +318,7 @@ func TestApplianceKilledMidRack(t *testing.T) {
 	// The restarted appliance's counters start at 0: what it served since.
 	btAfter, webAfter := il.appUploadedBT(t, ctx), il.appUploadedHTTP(t, ctx)
 	t.Logf("after the restart the appliance served %.0f bytes over BitTorrent and %.0f over its web seed", btAfter, webAfter)
-	il.waitNodes(t, ctx, time.Minute, "the restarted appliance showing every node verified", allNodes(macs, func(p nodeProgress) bool {
+	il.waitNodes(t, ctx, time.Minute, "the restarted appliance showing every node verified", allNodes(macs, func(p nodeView) bool {
 		return p.State == "verified" && p.Version == "v1" && p.Done == p.Total
 	}))
 	results := fr.wait()

@@ -160,15 +160,17 @@ func TestRackBootsImage(t *testing.T) {
 	}
 }
 
-// nodeView is what the tests read of /v1/nodes.
+// nodeView is what the tests read of a node in /v1/nodes.
 type nodeView struct {
-	Name    string      `json:"name"`
-	MAC     string      `json:"mac"`
-	State   string      `json:"state"`
-	Address string      `json:"address"`
-	Done    int64       `json:"done"`
-	Total   int64       `json:"total"`
-	Phases  []phaseView `json:"phases"`
+	Name      string      `json:"name"`
+	MAC       string      `json:"mac"`
+	State     string      `json:"state"`
+	Address   string      `json:"address"`
+	Version   string      `json:"version"`
+	Done      int64       `json:"done"`
+	Total     int64       `json:"total"`
+	FromPeers int64       `json:"from_peers"`
+	Phases    []phaseView `json:"phases"`
 }
 
 type phaseView struct {
@@ -187,19 +189,29 @@ func settled(ps []phaseView) []phaseView {
 	return ps
 }
 
-func getNodes(t *testing.T, ctx context.Context, r *vmRack) map[string]nodeView {
-	t.Helper()
-	out, err := curl(ctx, r.l, r.url("/v1/nodes"))
+// listNodes reads the appliance's /v1/nodes at url, by MAC; on error it
+// returns what it read.
+func listNodes(ctx context.Context, l *lab.Lab, url string) (map[string]nodeView, string, error) {
+	out, err := curl(ctx, l, url)
 	if err != nil {
-		t.Fatal(err)
+		return nil, out, fmt.Errorf("GET %s: %w", url, err)
 	}
 	var list []nodeView
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatalf("/v1/nodes: %v\n%s", err, out)
+		return nil, out, fmt.Errorf("%s: %w", url, err)
 	}
-	m := map[string]nodeView{}
+	m := make(map[string]nodeView, len(list))
 	for _, n := range list {
 		m[n.MAC] = n
+	}
+	return m, out, nil
+}
+
+func getNodes(t *testing.T, ctx context.Context, r *vmRack) map[string]nodeView {
+	t.Helper()
+	m, out, err := listNodes(ctx, r.l, r.url("/v1/nodes"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 	return m
 }
