@@ -3,7 +3,6 @@ package piecestore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"net"
@@ -17,42 +16,14 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"moobi/images/swarm"
+	"moobi/images/swarm/swarmtest"
 )
 
 const pieceLen = 64 << 10
 
-// makeImage writes size random bytes and returns the file's path, its
-// contents and its torrent info.
-func makeImage(t *testing.T, dir string, size int) (string, []byte, []byte, metainfo.Hash) {
-	t.Helper()
-	data := make([]byte, size)
-	rand.Read(data)
-	path := filepath.Join(dir, "rootfs")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	info := metainfo.Info{PieceLength: pieceLen}
-	if err := info.BuildFromFilePath(path); err != nil {
-		t.Fatal(err)
-	}
-	ib, err := bencode.Marshal(info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path, data, ib, metainfo.HashBytes(ib)
-}
-
 func newClient(t *testing.T) *torrent.Client {
 	t.Helper()
-	cfg := swarm.Config(0, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	cfg.ListenHost = func(string) string { return "127.0.0.1" }
-	cfg.DisableIPv6 = true
-	c, err := torrent.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return swarmtest.Client(t, swarm.Config(0, slog.New(slog.NewTextHandler(io.Discard, nil))))
 }
 
 func add(t *testing.T, c *torrent.Client, ib []byte, ih metainfo.Hash, st *File) *torrent.Torrent {
@@ -95,7 +66,7 @@ func peerOf(c *torrent.Client) torrent.PeerInfo {
 // and corrupted pieces cross the wire.
 func TestSeedTrustedAndResume(t *testing.T) {
 	seedDir, leechDir := t.TempDir(), t.TempDir()
-	path, data, ib, ih := makeImage(t, seedDir, 40*pieceLen+1234)
+	path, data, ib, ih := swarmtest.Image(t, seedDir, 40*pieceLen+1234, pieceLen)
 
 	seeder := newClient(t)
 	seed := add(t, seeder, ib, ih, &File{Path: path, ReadOnly: true, Trusted: true})
@@ -135,7 +106,7 @@ func TestSeedTrustedAndResume(t *testing.T) {
 // TestForgetRehashes alters the seeded file and shows that after Forget
 // and a verification the altered piece is no longer offered as complete.
 func TestForgetRehashes(t *testing.T) {
-	path, _, ib, ih := makeImage(t, t.TempDir(), 8*pieceLen)
+	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
 	c := newClient(t)
 	st := &File{Path: path, ReadOnly: true, Trusted: true}
 	tor := add(t, c, ib, ih, st)
@@ -160,7 +131,7 @@ func TestForgetRehashes(t *testing.T) {
 }
 
 func TestReadOnlyTooShort(t *testing.T) {
-	path, _, ib, _ := makeImage(t, t.TempDir(), 4*pieceLen)
+	path, _, ib, _ := swarmtest.Image(t, t.TempDir(), 4*pieceLen, pieceLen)
 	os.Truncate(path, pieceLen)
 	var info metainfo.Info
 	if err := bencode.Unmarshal(ib, &info); err != nil {

@@ -1,23 +1,20 @@
 package seeder
 
 import (
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
-	"github.com/anacrolix/torrent/bencode"
-	"github.com/anacrolix/torrent/metainfo"
 	"golang.org/x/time/rate"
 
 	"moobi/images/piecestore"
 	"moobi/images/swarm"
+	"moobi/images/swarm/swarmtest"
 )
 
 // TestSuggestToNodes: the seeder suggests to a real node client, over the
@@ -25,38 +22,13 @@ import (
 // client that does not announce the extension nothing.
 func TestSuggestToNodes(t *testing.T) {
 	const pieceLen = 256 << 10
-	dir := t.TempDir()
-	path := filepath.Join(dir, "rootfs")
-	data := make([]byte, 40*pieceLen)
-	rand.Read(data)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	info := metainfo.Info{PieceLength: pieceLen}
-	if err := info.BuildFromFilePath(path); err != nil {
-		t.Fatal(err)
-	}
-	ib, err := bencode.Marshal(info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ih := metainfo.HashBytes(ib)
-	newClient := func(cfg *torrent.ClientConfig) *torrent.Client {
-		cfg.ListenHost = func(string) string { return "127.0.0.1" }
-		cfg.DisableIPv6 = true
-		c, err := torrent.NewClient(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 40*pieceLen, pieceLen)
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	// The seeder uploads slowly: the leechers stay connected and lacking.
 	scfg := swarm.Config(0, discard)
 	scfg.UploadRateLimiter = rate.NewLimiter(64<<10, 256<<10)
-	seedCl := newClient(scfg)
+	seedCl := swarmtest.Client(t, scfg)
 	seed, _ := seedCl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
 		Storage: &piecestore.File{Path: path, ReadOnly: true, Trusted: true}})
 	<-seed.GotInfo()
@@ -72,8 +44,8 @@ func TestSuggestToNodes(t *testing.T) {
 		got = append(got, pieces)
 		mu.Unlock()
 	})
-	node := newClient(ncfg)
-	plain := newClient(swarm.Config(0, discard)) // no extension
+	node := swarmtest.Client(t, ncfg)
+	plain := swarmtest.Client(t, swarm.Config(0, discard)) // no extension
 	var leechers []*torrent.Torrent
 	for _, c := range []*torrent.Client{node, plain} {
 		tor, _ := c.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"moobi/bootsign"
+	"moobi/images/swarm/swarmtest"
 	"moobi/nodeapi"
 )
 
@@ -70,15 +70,9 @@ func (a *fakeAppliance) breakWebSeed() {
 func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	a := &fakeAppliance{rootfs: make([]byte, size), key: key}
-	rand.Read(a.rootfs)
-	path := filepath.Join(t.TempDir(), "rootfs")
-	os.WriteFile(path, a.rootfs, 0o644)
-	info := metainfo.Info{PieceLength: 256 << 10}
-	if err := info.BuildFromFilePath(path); err != nil {
-		t.Fatal(err)
-	}
-	ib, _ := bencode.Marshal(info)
+	a := &fakeAppliance{key: key}
+	path, rootfs, ib, _ := swarmtest.Image(t, t.TempDir(), size, 256<<10)
+	a.rootfs = rootfs
 	mi := metainfo.MetaInfo{InfoBytes: ib}
 	a.torrent, _ = bencode.Marshal(mi)
 	a.mi, a.path = mi, path

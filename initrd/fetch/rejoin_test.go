@@ -8,18 +8,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
-	"github.com/anacrolix/torrent/bencode"
-	"github.com/anacrolix/torrent/metainfo"
 
 	"moobi/images/piecestore"
 	"moobi/images/swarm"
+	"moobi/images/swarm/swarmtest"
 	"moobi/nodeapi"
 )
 
@@ -89,30 +87,11 @@ func TestRejoinAnnouncesAtOnce(t *testing.T) {
 	announce := srv.URL + "/announce"
 
 	dir := t.TempDir()
-	img := filepath.Join(dir, "image")
-	if err := os.WriteFile(img, make([]byte, 100<<10), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	info := metainfo.Info{PieceLength: 16 << 10}
-	if err := info.BuildFromFilePath(img); err != nil {
-		t.Fatal(err)
-	}
-	mi := metainfo.MetaInfo{}
-	var err error
-	if mi.InfoBytes, err = bencode.Marshal(info); err != nil {
-		t.Fatal(err)
-	}
-	cfg := swarm.Config(0, slog.New(slog.DiscardHandler))
-	cfg.ListenHost = func(string) string { return "127.0.0.1" }
-	cfg.DisableIPv6 = true
-	cl, err := torrent.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	_, _, ib, ih := swarmtest.Image(t, dir, 100<<10, 16<<10)
+	cl := swarmtest.Client(t, swarm.Config(0, slog.New(slog.DiscardHandler)))
 	tor, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{
-		InfoHash:  mi.HashInfoBytes(),
-		InfoBytes: mi.InfoBytes,
+		InfoHash:  ih,
+		InfoBytes: ib,
 		Storage:   &piecestore.File{Path: filepath.Join(dir, "cache")},
 	})
 	tor.AddTrackers([][]string{{announce}})
@@ -134,8 +113,8 @@ func TestRejoinAnnouncesAtOnce(t *testing.T) {
 	select {
 	case r := <-heard:
 		q := r.URL.Query()
-		if r.URL.Path != "/announce" || q.Get("event") != "started" || q.Get("info_hash") != string(mi.HashInfoBytes().Bytes()) {
-			t.Fatalf("rejoin announced %s?event=%s for %x; want /announce, started, %s", r.URL.Path, q.Get("event"), q.Get("info_hash"), mi.HashInfoBytes())
+		if r.URL.Path != "/announce" || q.Get("event") != "started" || q.Get("info_hash") != string(ih.Bytes()) {
+			t.Fatalf("rejoin announced %s?event=%s for %x; want /announce, started, %s", r.URL.Path, q.Get("event"), q.Get("info_hash"), ih)
 		}
 		t.Logf("announced %v after the rejoin", time.Since(asked).Round(time.Millisecond))
 	case <-time.After(10 * time.Second):
