@@ -125,3 +125,5 @@ require (
 )
 
 tool github.com/u-root/mkuimage/cmd/mkuimage
+
+replace github.com/anacrolix/torrent => ./third_party/anacrolix-torrent

@@ -1,0 +1,5 @@
+package indexed
+
+type Table[R comparable] struct {
+	table[R]
+}

@@ -1,0 +1,6 @@
+package requestStrategy
+
+type Torrent interface {
+	Piece(int) Piece
+	PieceLength() int64
+}

@@ -1,0 +1,5 @@
+package torrent
+
+import "github.com/anacrolix/torrent/types"
+
+type PeerID = types.PeerID

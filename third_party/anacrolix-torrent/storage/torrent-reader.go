@@ -1,0 +1,10 @@
+package storage
+
+import (
+	"io"
+)
+
+type TorrentReader interface {
+	io.ReaderAt
+	io.Closer
+}
