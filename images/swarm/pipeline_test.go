@@ -1,0 +1,113 @@
+package swarm_test
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"golang.org/x/time/rate"
+
+	"moobi/images/piecestore"
+	"moobi/images/swarm"
+	"moobi/images/swarm/swarmtest"
+)
+
+// TestRequestPipelineStaysFull has a node download from a peer that is
+// itself still downloading, so that the peer announces a new piece every
+// few milliseconds while the node has requests outstanding to it. The
+// BitTorrent library (third_party/anacrolix-torrent) once took the requests
+// such an update added as the peer's peak and capped the pipeline at twice
+// that: one or two blocks in flight. The pipeline must reach the cap
+// (MaxRequestsPerPeer) instead.
+func TestRequestPipelineStaysFull(t *testing.T) {
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const pieceLen = 64 << 10 // four blocks: a have every 32 ms from the peer below
+	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 8<<20, pieceLen)
+
+	// The origin sends 2 MiB/s to the peer; the peer sends 512 KiB/s to the
+	// node, so the peer always holds pieces the node lacks.
+	scfg := swarm.Config(0, discard)
+	scfg.UploadRateLimiter = rate.NewLimiter(2<<20, 256<<10)
+	origin := swarmtest.Client(t, scfg)
+	seed, _ := origin.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
+		Storage: &piecestore.File{Path: path, ReadOnly: true, Trusted: true}})
+	<-seed.GotInfo()
+
+	pcfg := swarm.NodeConfig(0, discard)
+	pcfg.UploadRateLimiter = rate.NewLimiter(512<<10, 64<<10)
+	peer := swarmtest.Client(t, pcfg)
+	pt, _ := peer.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
+		Storage: &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")}})
+	<-pt.GotInfo()
+	pt.DownloadAll()
+	originAddr := origin.ListenAddrs()[0].(*net.TCPAddr)
+	peerAddr := peer.ListenAddrs()[0].(*net.TCPAddr)
+
+	// Requests the node has outstanding to the peer, from the library's
+	// own events; the most seen once the first second has passed.
+	var mu sync.Mutex
+	var inFlight, most, sent int
+	var counting bool
+	isPeer := func(p *torrent.Peer) bool {
+		a, ok := p.RemoteAddr.(*net.TCPAddr)
+		return ok && a.Port == peerAddr.Port
+	}
+	ncfg := swarm.NodeConfig(0, discard)
+	ncfg.Callbacks.SentRequest = append(ncfg.Callbacks.SentRequest, func(e torrent.PeerRequestEvent) {
+		if !isPeer(e.Peer) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		inFlight++
+		sent++
+		if counting {
+			most = max(most, inFlight)
+		}
+	})
+	ncfg.Callbacks.DeletedRequest = append(ncfg.Callbacks.DeletedRequest, func(e torrent.PeerRequestEvent) {
+		if !isPeer(e.Peer) {
+			return
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	})
+	node := swarmtest.Client(t, ncfg)
+	nt, _ := node.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
+		Storage: &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")}})
+	<-nt.GotInfo()
+	nt.DownloadAll()
+
+	pt.AddPeers([]torrent.PeerInfo{{Addr: originAddr, Trusted: true}})
+	nt.AddPeers([]torrent.PeerInfo{{Addr: peerAddr, Trusted: true}})
+	// Count once the peer holds twice the cap's worth of blocks the node
+	// lacks, and until the peer is complete (its announces stop then).
+	lead := int64(2 * swarm.MaxRequestsPerPeer * 16 << 10)
+	deadline := time.Now().Add(30 * time.Second)
+	for pt.BytesCompleted()-nt.BytesCompleted() < lead {
+		if pt.Complete().Bool() || time.Now().After(deadline) {
+			t.Fatalf("the peer never got %d bytes ahead of the node (peer %d, node %d bytes)", lead, pt.BytesCompleted(), nt.BytesCompleted())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	counting = true
+	mu.Unlock()
+	for !pt.Complete().Bool() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	counting = false
+	if most < swarm.MaxRequestsPerPeer*3/4 {
+		t.Errorf("the node kept at most %d requests in flight to a peer announcing pieces as it got them (%d sent in all); want the pipeline near its cap of %d",
+			most, sent, swarm.MaxRequestsPerPeer)
+	}
+	t.Logf("most requests in flight to the peer: %d of %d; %d sent", most, swarm.MaxRequestsPerPeer, sent)
+}
