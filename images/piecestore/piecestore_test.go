@@ -26,13 +26,6 @@ func newClient(t *testing.T) *torrent.Client {
 	return swarmtest.Client(t, swarm.Config(0, slog.New(slog.NewTextHandler(io.Discard, nil))))
 }
 
-func add(t *testing.T, c *torrent.Client, ib []byte, ih metainfo.Hash, st *File) *torrent.Torrent {
-	t.Helper()
-	tor, _ := c.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib, Storage: st})
-	<-tor.GotInfo()
-	return tor
-}
-
 // fetchFrom has tor download from seeder until it is complete. The peer is
 // offered again every second, as a tracker's next announce would: once, on
 // a loaded machine, the leecher got nothing from a single offer in 60 s (its
@@ -69,7 +62,7 @@ func TestSeedTrustedAndResume(t *testing.T) {
 	path, data, ib, ih := swarmtest.Image(t, seedDir, 40*pieceLen+1234, pieceLen)
 
 	seeder := newClient(t)
-	seed := add(t, seeder, ib, ih, &File{Path: path, ReadOnly: true, Trusted: true})
+	seed := swarmtest.Add(t, seeder, ib, ih, &File{Path: path, ReadOnly: true, Trusted: true})
 	if !seed.Complete().Bool() {
 		t.Fatalf("trusted seed not complete at once: %d of %d", seed.BytesCompleted(), seed.Length())
 	}
@@ -84,7 +77,7 @@ func TestSeedTrustedAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	leecher := newClient(t)
-	tor := add(t, leecher, ib, ih, &File{Path: dst})
+	tor := swarmtest.Add(t, leecher, ib, ih, &File{Path: dst})
 	tor.DownloadAll()
 	fetchFrom(t, tor, seeder)
 
@@ -109,7 +102,7 @@ func TestForgetRehashes(t *testing.T) {
 	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
 	c := newClient(t)
 	st := &File{Path: path, ReadOnly: true, Trusted: true}
-	tor := add(t, c, ib, ih, st)
+	tor := swarmtest.Add(t, c, ib, ih, st)
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -29,9 +29,7 @@ func TestSuggestToNodes(t *testing.T) {
 	scfg := swarm.Config(0, discard)
 	scfg.UploadRateLimiter = rate.NewLimiter(64<<10, 256<<10)
 	seedCl := swarmtest.Client(t, scfg)
-	seed, _ := seedCl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
-		Storage: &piecestore.File{Path: path, ReadOnly: true, Trusted: true}})
-	<-seed.GotInfo()
+	seed := swarmtest.Add(t, seedCl, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
 
 	var mu sync.Mutex
 	var got [][]int
@@ -48,9 +46,7 @@ func TestSuggestToNodes(t *testing.T) {
 	plain := swarmtest.Client(t, swarm.Config(0, discard)) // no extension
 	var leechers []*torrent.Torrent
 	for _, c := range []*torrent.Client{node, plain} {
-		tor, _ := c.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
-			Storage: &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")}})
-		<-tor.GotInfo()
+		tor := swarmtest.Add(t, c, ib, ih, &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")})
 		tor.DownloadAll()
 		leechers = append(leechers, tor)
 	}

@@ -34,16 +34,12 @@ func TestRequestPipelineStaysFull(t *testing.T) {
 	scfg := swarm.Config(0, discard)
 	scfg.UploadRateLimiter = rate.NewLimiter(2<<20, 256<<10)
 	origin := swarmtest.Client(t, scfg)
-	seed, _ := origin.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
-		Storage: &piecestore.File{Path: path, ReadOnly: true, Trusted: true}})
-	<-seed.GotInfo()
+	swarmtest.Add(t, origin, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
 
 	pcfg := swarm.NodeConfig(0, discard)
 	pcfg.UploadRateLimiter = rate.NewLimiter(512<<10, 64<<10)
 	peer := swarmtest.Client(t, pcfg)
-	pt, _ := peer.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
-		Storage: &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")}})
-	<-pt.GotInfo()
+	pt := swarmtest.Add(t, peer, ib, ih, &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")})
 	pt.DownloadAll()
 	originAddr := origin.ListenAddrs()[0].(*net.TCPAddr)
 	peerAddr := peer.ListenAddrs()[0].(*net.TCPAddr)
@@ -79,9 +75,7 @@ func TestRequestPipelineStaysFull(t *testing.T) {
 		mu.Unlock()
 	})
 	node := swarmtest.Client(t, ncfg)
-	nt, _ := node.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib,
-		Storage: &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")}})
-	<-nt.GotInfo()
+	nt := swarmtest.Add(t, node, ib, ih, &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")})
 	nt.DownloadAll()
 
 	pt.AddPeers([]torrent.PeerInfo{{Addr: originAddr, Trusted: true}})

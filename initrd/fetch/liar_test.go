@@ -13,6 +13,7 @@ import (
 
 	"moobi/images/piecestore"
 	"moobi/images/swarm"
+	"moobi/images/swarm/swarmtest"
 	"moobi/images/tracker"
 )
 
@@ -46,11 +47,7 @@ func TestLyingPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer liar.Close()
-	lt, _ := liar.AddTorrentOpt(torrent.AddTorrentOpts{
-		InfoHash:  a.mi.HashInfoBytes(),
-		InfoBytes: a.mi.InfoBytes,
-		Storage:   &piecestore.File{Path: badPath, ReadOnly: true, Trusted: true},
-	})
+	lt := swarmtest.Add(t, liar, a.mi.InfoBytes, a.mi.HashInfoBytes(), &piecestore.File{Path: badPath, ReadOnly: true, Trusted: true})
 	lt.AddTrackers([][]string{{a.srv.URL + "/announce"}})
 	lt.DownloadAll()
 

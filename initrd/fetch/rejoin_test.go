@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anacrolix/torrent"
-
 	"moobi/images/piecestore"
 	"moobi/images/swarm"
 	"moobi/images/swarm/swarmtest"
@@ -89,11 +87,7 @@ func TestRejoinAnnouncesAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	_, _, ib, ih := swarmtest.Image(t, dir, 100<<10, 16<<10)
 	cl := swarmtest.Client(t, swarm.Config(0, slog.New(slog.DiscardHandler)))
-	tor, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{
-		InfoHash:  ih,
-		InfoBytes: ib,
-		Storage:   &piecestore.File{Path: filepath.Join(dir, "cache")},
-	})
+	tor := swarmtest.Add(t, cl, ib, ih, &piecestore.File{Path: filepath.Join(dir, "cache")})
 	tor.AddTrackers([][]string{{announce}})
 	select {
 	case <-failed:

@@ -1,6 +1,7 @@
-// Package swarmtest holds what the tests of the piece store and of the
-// seeder share: random images with their torrent info, and BitTorrent
-// clients that listen on loopback only.
+// Package swarmtest holds what the BitTorrent tests of the piece store, the
+// swarm settings, the seeder and the node's fetch share: random images with
+// their torrent info, clients that listen on loopback only, and torrents
+// added to them.
 package swarmtest
 
 import (
@@ -12,6 +13,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
 )
 
 // Image writes size random bytes to dir/rootfs and returns the file's path,
@@ -48,4 +50,13 @@ func Client(t testing.TB, cfg *torrent.ClientConfig) *torrent.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// Add adds the torrent (ib, ih) to c with storage st and waits for its
+// info.
+func Add(t testing.TB, c *torrent.Client, ib []byte, ih metainfo.Hash, st storage.ClientImpl) *torrent.Torrent {
+	t.Helper()
+	tor, _ := c.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib, Storage: st})
+	<-tor.GotInfo()
+	return tor
 }
