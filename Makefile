@@ -25,7 +25,7 @@ bin/node-initrd.cpio.gz: bin/moobi
 	bin/moobi initrd build --base-only --out bin/node-initrd.cpio.gz --src .
 
 vet:
-	@out=$$(gofmt -l $$(git ls-files '*.go' ':!third_party')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
 test: vet build initrd
