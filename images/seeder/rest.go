@@ -2,6 +2,7 @@ package seeder
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -15,6 +16,11 @@ const (
 	// without announcing a new one before the seeder uploads again for
 	// it: well before a node turns to the web seed (10 s).
 	starveAfter = 3 * time.Second
+	// rateLooks is how many looks the seeder averages what it sent each
+	// peer over: the library writes a peer's requested blocks into the
+	// socket's buffer at once, which then drains for seconds on a link the
+	// rack shares.
+	rateLooks = 10
 	// restBudget is the copies of a version the seeder sends freely within
 	// restWindow before it rests: a rack that takes about one copy from
 	// the appliance (up to about 8 nodes) is served at the appliance's
@@ -28,17 +34,20 @@ const (
 
 // peerWatch is what the seeder saw of one connected peer.
 type peerWatch struct {
-	have  int       // pieces it announced
-	since time.Time // when it last announced one, or connected
+	have   int       // pieces it announced
+	since  time.Time // when it last announced one, or connected
+	hist   []int64   // bytes of pieces the seeder had sent it, at each of the last rateLooks looks
+	pieces []uint64  // bit i: it announced piece i
 }
 
 // restView is one look at a torrent's swarm from the seeder.
 type restView struct {
-	holders  []int               // per piece: the peers known to hold it
-	starving int                 // connected peers lacking pieces that announced none for starveAfter
-	spent    bool                // the seeder sent restBudget copies within restWindow, or rested within it
-	peers    []*torrent.PeerConn // connected
-	lacking  []*torrent.PeerConn // connected, lacking pieces
+	holders  []int                       // per piece: the peers known to hold it
+	starving int                         // connected peers lacking pieces that announced none for starveAfter
+	spent    bool                        // the seeder sent restBudget copies within restWindow, or rested within it
+	peers    []*torrent.PeerConn         // connected
+	lacking  []*torrent.PeerConn         // connected, lacking pieces
+	sent     map[*torrent.PeerConn]int64 // bytes of pieces sent to each peer per look, over the last rateLooks, for those it saw before
 }
 
 // shouldRest reports whether the seeder may pause its upload: it has spent
@@ -57,46 +66,104 @@ func shouldRest(v restView, copies int) bool {
 	return true
 }
 
+// goneFor is how long the seeder counts the pieces a peer announced after
+// its connection to it closed. The seeder keeps a few connections per
+// image (swarm.SeedPeerConns); in a larger rack most peers holding a piece
+// are not connected to it, and a connection that closes (the network, the
+// node or the library ended it) takes what the seeder knew of that peer
+// with it: counting only the connected ones, the seeder would suggest,
+// and send, pieces again that a node it just lost holds. A peer that restarted lost what it held, and
+// comes back under a new peer ID: for goneFor the seeder may think a piece
+// held that is not, and suggests it no more; the nodes still ask for it
+// once nothing else is scarce.
+const goneFor = time.Minute
+
+// watcher is what the seeder remembers of a torrent's peers from one look
+// to the next.
+type watcher struct {
+	conns map[*torrent.PeerConn]peerWatch // connected
+	gone  map[[20]byte]gonePeer           // by peer ID: peers whose connection closed within goneFor
+}
+
+// gonePeer is what a peer had announced when its connection closed.
+type gonePeer struct {
+	pieces []uint64 // bit i: piece i
+	at     time.Time
+}
+
 // look counts, for each piece of t, the peers known to hold it: the
-// seeders the tracker knows of (every piece) plus each connected peer that
-// announced the piece. The library drops a connection to a peer that
-// completed (neither side wants anything of the other), so complete peers
-// are only known from their announces. watch carries each connected peer's
-// progress from one look to the next.
-func look(t *torrent.Torrent, seeders int, watch map[*torrent.PeerConn]peerWatch, now time.Time) restView {
+// seeders the tracker knows of (every piece), each connected peer that
+// announced the piece, and each peer that had announced it on a connection
+// that closed within goneFor. The library drops a connection to a peer
+// that completed (neither side wants anything of the other), so complete
+// peers are known from their announces, then from the tracker. w carries
+// each peer's progress from one look to the next.
+func look(t *torrent.Torrent, seeders int, w *watcher, now time.Time) restView {
 	n := t.NumPieces()
-	v := restView{holders: make([]int, n)}
+	v := restView{holders: make([]int, n), sent: map[*torrent.PeerConn]int64{}}
 	for i := range v.holders {
 		v.holders[i] = seeders
 	}
+	if w.conns == nil {
+		w.conns = map[*torrent.PeerConn]peerWatch{}
+		w.gone = map[[20]byte]gonePeer{}
+	}
 	seen := map[*torrent.PeerConn]bool{}
+	ids := map[[20]byte]bool{}
 	for _, pc := range t.PeerConns() {
 		have := 0
+		pieces := make([]uint64, (n+63)/64)
 		pc.PeerPieces().Iterate(func(i uint32) bool {
 			if int(i) >= n {
 				return false
 			}
 			v.holders[i]++
+			pieces[i/64] |= 1 << (i % 64)
 			have++
 			return true
 		})
 		seen[pc] = true
+		ids[pc.PeerID] = true
 		v.peers = append(v.peers, pc)
 		if have < n {
 			v.lacking = append(v.lacking, pc)
 		}
-		w, ok := watch[pc]
-		if !ok || have != w.have {
-			w = peerWatch{have: have, since: now}
-			watch[pc] = w
+		st := pc.Stats()
+		written := st.BytesWrittenData.Int64()
+		pw, ok := w.conns[pc]
+		if !ok || have != pw.have {
+			pw.have, pw.since = have, now
 		}
-		if have < n && now.Sub(w.since) >= starveAfter {
+		pw.hist = append(pw.hist, written)
+		if len(pw.hist) > rateLooks {
+			pw.hist = slices.Delete(pw.hist, 0, len(pw.hist)-rateLooks)
+		}
+		if n := len(pw.hist); n > 1 {
+			v.sent[pc] = (pw.hist[n-1] - pw.hist[0]) / int64(n-1)
+		}
+		pw.pieces = pieces
+		w.conns[pc] = pw
+		if have < n && now.Sub(pw.since) >= starveAfter {
 			v.starving++
 		}
 	}
-	for pc := range watch {
+	for pc, pw := range w.conns {
 		if !seen[pc] {
-			delete(watch, pc)
+			if !ids[pc.PeerID] {
+				w.gone[pc.PeerID] = gonePeer{pieces: pw.pieces, at: now}
+			}
+			delete(w.conns, pc)
+		}
+	}
+	for id, g := range w.gone {
+		if ids[id] || now.Sub(g.at) >= goneFor {
+			delete(w.gone, id)
+			continue
+		}
+		for i := range v.holders {
+			if g.pieces[i/64]&(1<<(i%64)) != 0 {
+				v.holders[i]++
+			}
 		}
 	}
 	return v
@@ -133,30 +200,26 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 		}
 		s.mu.Unlock()
 		for _, e := range es {
-			if !e.t.Complete().Bool() || (copies <= 0 && !e.resting) {
+			if !e.t.Complete().Bool() || (copies <= 0 && !e.resting && len(e.told) == 0) {
 				continue
 			}
 			seeders := 0
 			if s.Seeders != nil {
 				seeders = s.Seeders(e.t.InfoHash())
 			}
-			if e.watch == nil {
-				e.watch = map[*torrent.PeerConn]peerWatch{}
-			}
 			now := time.Now()
-			v := look(e.t, seeders, e.watch, now)
+			v := look(e.t, seeders, &e.watch, now)
 			v.spent = e.spend(now, uploaded(e.t), e.t.Length())
 			rest := shouldRest(v, copies)
-			if copies > 0 {
-				s.suggest(e, v, copies, now)
-			}
+			s.suggest(e, v, copies, now)
 			if v.starving > 0 {
 				// One look of upload for a starving peer, then it waits
 				// starveAfter again: a peer too slow to take anything
 				// must not keep the seeder sending to the whole rack.
-				for pc, w := range e.watch {
+				for pc, w := range e.watch.conns {
 					if now.Sub(w.since) >= starveAfter {
-						e.watch[pc] = peerWatch{have: w.have, since: now}
+						w.since = now
+						e.watch.conns[pc] = w
 					}
 				}
 			}

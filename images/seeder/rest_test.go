@@ -1,6 +1,7 @@
 package seeder
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -99,25 +100,42 @@ func TestAssign(t *testing.T) {
 		prev    map[int]sg
 		now     time.Time
 		perPeer int
+		room    map[string]int   // each peer's own, instead of perPeer
+		asked   map[string][]int // the pieces each peer asked the seeder for
 		want    map[int]sg
 	}{
-		{"round robin, at most perPeer each", []int{1, 2, 3, 4, 5}, []string{"a", "b"}, nil, t0, 2,
+		{"round robin, at most perPeer each", []int{1, 2, 3, 4, 5}, []string{"a", "b"}, nil, t0, 2, nil, nil,
 			map[int]sg{1: {"a", t0}, 2: {"b", t0}, 3: {"a", t0}, 4: {"b", t0}}},
-		{"nobody to tell", []int{1, 2}, nil, nil, t0, 2, map[int]sg{}},
+		{"nobody to tell", []int{1, 2}, nil, nil, t0, 2, nil, nil, map[int]sg{}},
+		{"each peer has its own room", []int{1, 2, 3, 4, 5}, []string{"a", "b"}, nil, t0, 0, map[string]int{"a": 1, "b": 3}, nil,
+			map[int]sg{1: {"a", t0}, 2: {"b", t0}, 3: {"b", t0}, 4: {"b", t0}}},
+		{"pieces its peer asked for stay with it beyond its room", []int{1, 2, 3}, []string{"a", "b"},
+			map[int]sg{1: {"a", t0}, 2: {"a", t0}}, t0, 0, map[string]int{"a": 1, "b": 4}, map[string][]int{"a": {1, 2}},
+			map[int]sg{1: {"a", t0}, 2: {"a", t0}, 3: {"b", t0}}},
+		{"a fresh suggestion stays with its peer beyond its room", []int{1, 2, 3}, []string{"a", "b"},
+			map[int]sg{1: {"a", t0}, 2: {"a", t0}}, t0.Add(time.Second), 0, map[string]int{"a": 1, "b": 4}, nil,
+			map[int]sg{1: {"a", t0}, 2: {"a", t0}, 3: {"b", t0.Add(time.Second)}}},
+		{"an old suggestion stays with the peer that asked for it", []int{1}, []string{"a", "b"},
+			map[int]sg{1: {"a", t0}}, t0.Add(suggestFor), 4, nil, map[string][]int{"a": {1}}, map[int]sg{1: {"a", t0}}},
 		{"a suggestion stays with its peer", []int{1, 2}, []string{"a", "b"},
-			map[int]sg{2: {"a", t0}}, t0.Add(time.Second), 1,
+			map[int]sg{2: {"a", t0}}, t0.Add(time.Second), 1, nil, nil,
 			map[int]sg{1: {"b", t0.Add(time.Second)}, 2: {"a", t0}}},
 		{"a held piece is no longer suggested", []int{2}, []string{"a"},
-			map[int]sg{1: {"a", t0}, 2: {"a", t0}}, t0, 4, map[int]sg{2: {"a", t0}}},
+			map[int]sg{1: {"a", t0}, 2: {"a", t0}}, t0, 4, nil, nil, map[int]sg{2: {"a", t0}}},
 		{"a suggestion expires and goes to another peer", []int{1}, []string{"a", "b"},
-			map[int]sg{1: {"a", t0}}, t0.Add(suggestFor), 4, map[int]sg{1: {"b", t0.Add(suggestFor)}}},
+			map[int]sg{1: {"a", t0}}, t0.Add(suggestFor), 4, nil, nil, map[int]sg{1: {"b", t0.Add(suggestFor)}}},
 		{"an expired suggestion stays when no other peer has room", []int{1}, []string{"a"},
-			map[int]sg{1: {"a", t0}}, t0.Add(suggestFor), 4, map[int]sg{1: {"a", t0.Add(suggestFor)}}},
+			map[int]sg{1: {"a", t0}}, t0.Add(suggestFor), 4, nil, nil, map[int]sg{1: {"a", t0.Add(suggestFor)}}},
 		{"a peer that left loses its suggestions", []int{1}, []string{"b"},
-			map[int]sg{1: {"a", t0}}, t0, 4, map[int]sg{1: {"b", t0}}},
+			map[int]sg{1: {"a", t0}}, t0, 4, nil, nil, map[int]sg{1: {"b", t0}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := assign(tc.scarce, tc.peers, tc.prev, tc.now, tc.perPeer)
+			got := assign(tc.scarce, tc.peers, func(p string) int {
+				if n, ok := tc.room[p]; ok {
+					return n
+				}
+				return tc.perPeer
+			}, func(p string, i int) bool { return slices.Contains(tc.asked[p], i) }, tc.prev, tc.now)
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(sg{})); diff != "" {
 				t.Errorf("assign (-want +got):\n%s", diff)
 			}

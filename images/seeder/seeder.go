@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 	"github.com/fsnotify/fsnotify"
 	"golang.org/x/time/rate"
 
@@ -59,6 +60,7 @@ type Seeder struct {
 	client  *torrent.Client
 	ready   chan struct{}
 	mu      sync.Mutex
+	asked   asked             // suggest's: which pieces each peer asked for
 	seeding map[string]*entry // by infohash
 	retired map[string]int64  // bytes uploaded by dropped torrents, by image
 }
@@ -73,11 +75,11 @@ type entry struct {
 	resting  bool
 	restedAt time.Time
 	sent     []sample
-	watch    map[*torrent.PeerConn]peerWatch
+	watch    watcher
 	// suggest's own: which piece was suggested to whom, what each peer
 	// was told last, and peers that could not be told.
 	suggested map[int]suggestion[*torrent.PeerConn]
-	told      map[*torrent.PeerConn][]int
+	told      map[*torrent.PeerConn]swarm.Suggestion
 	mute      map[*torrent.PeerConn]time.Time
 }
 
@@ -99,6 +101,18 @@ func (s *Seeder) Run(ctx context.Context) error {
 	// connections (it wants none), and so never see a new peer or one
 	// that lacks pieces.
 	cfg.AlwaysWantConns = true
+	// Nodes the seeder is sending suggested pieces keep their place: a
+	// node dropped to make room for another leaves its pieces half sent,
+	// to be sent again to the next.
+	cfg.Callbacks.PeerConnAdded = append(cfg.Callbacks.PeerConnAdded, (*torrent.PeerConn).Keep)
+	cfg.Callbacks.PeerConnClosed = s.asked.forget
+	// Which pieces each node asked for: a suggestion a node acted on stays
+	// with it (suggest.go).
+	cfg.Callbacks.ReadMessage = func(pc *torrent.PeerConn, m *pp.Message) {
+		if m.Type == pp.Request {
+			s.asked.add(pc, int(m.Index))
+		}
+	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		return fmt.Errorf("seeder: start BitTorrent client on port %d: %w", port, err)

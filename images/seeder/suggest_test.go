@@ -18,8 +18,10 @@ import (
 )
 
 // TestSuggestToNodes: the seeder suggests to a real node client, over the
-// wire, pieces the node lacks, at most suggestBytes' worth, and tells a
-// client that does not announce the extension nothing.
+// wire, pieces the node lacks, at most suggestBytes' worth to a node it has
+// not measured yet, asks it for no other piece while pieces are held by no
+// node, tells a client that does not announce the extension nothing, and
+// withdraws its suggestion when it stops resting (copies 0).
 func TestSuggestToNodes(t *testing.T) {
 	const pieceLen = 256 << 10
 	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 40*pieceLen, pieceLen)
@@ -32,14 +34,14 @@ func TestSuggestToNodes(t *testing.T) {
 	seed := swarmtest.Add(t, seedCl, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
 
 	var mu sync.Mutex
-	var got [][]int
+	var got []swarm.Suggestion
 	ncfg := swarm.NodeConfig(0, discard)
-	swarm.AcceptSuggestions(ncfg, func(_ *torrent.PeerConn, pieces []int, err error) {
+	swarm.AcceptSuggestions(ncfg, func(_ *torrent.PeerConn, sg swarm.Suggestion, err error) {
 		if err != nil {
 			t.Errorf("suggestion from the seeder: %v", err)
 		}
 		mu.Lock()
-		got = append(got, pieces)
+		got = append(got, sg)
 		mu.Unlock()
 	})
 	node := swarmtest.Client(t, ncfg)
@@ -53,7 +55,7 @@ func TestSuggestToNodes(t *testing.T) {
 	seedAddr := seedCl.ListenAddrs()[0].(*net.TCPAddr)
 
 	s := &Seeder{}
-	e := &entry{t: seed, watch: map[*torrent.PeerConn]peerWatch{}}
+	e := &entry{t: seed}
 	var offered time.Time
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -65,7 +67,7 @@ func TestSuggestToNodes(t *testing.T) {
 			offered = time.Now()
 		}
 		now := time.Now()
-		v := look(seed, 0, e.watch, now)
+		v := look(seed, 0, &e.watch, now)
 		s.suggest(e, v, 1, now)
 		mu.Lock()
 		n := len(got)
@@ -81,8 +83,8 @@ func TestSuggestToNodes(t *testing.T) {
 	mu.Lock()
 	first := got[0]
 	mu.Unlock()
-	if want := suggestBytes / pieceLen; len(first) != want {
-		t.Errorf("suggested %d pieces %v, want %d (suggestBytes)", len(first), first, want)
+	if want := suggestBytes / pieceLen; len(first.Pieces) != want || !first.Only {
+		t.Errorf("suggested %d pieces %v, only %v; want %d (suggestBytes), only (no node holds any piece)", len(first.Pieces), first.Pieces, first.Only, want)
 	}
 	if len(e.told) != 1 {
 		t.Errorf("told %d peers, want only the node (the plain client does not announce %s)", len(e.told), swarm.SuggestExtension)
@@ -91,5 +93,22 @@ func TestSuggestToNodes(t *testing.T) {
 		if _, told := e.told[pc]; told {
 			t.Errorf("peer %v is both muted and told", pc)
 		}
+	}
+
+	// Resting turned off: the node is told to ask for anything again.
+	for {
+		now := time.Now()
+		v := look(seed, 0, &e.watch, now)
+		s.suggest(e, v, 0, now)
+		mu.Lock()
+		last := got[len(got)-1]
+		mu.Unlock()
+		if !last.Only && len(last.Pieces) == 0 {
+			break
+		}
+		if now.After(deadline) {
+			t.Fatalf("after 30 s the node's last suggestion is %v; want it withdrawn", last)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

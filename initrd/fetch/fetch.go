@@ -182,6 +182,7 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	} else {
 		ccfg.Callbacks.ReceivedUsefulData = append(ccfg.Callbacks.ReceivedUsefulData, countFrom(ip, appBytes))
 		swarm.AcceptSuggestions(ccfg, takeSuggestions(ip, suggestions, log))
+		ccfg.Callbacks.PeerConnAdded = append(ccfg.Callbacks.PeerConnAdded, keepAppliance(ip))
 	}
 	cl, err := torrent.NewClient(ccfg)
 	if err != nil {

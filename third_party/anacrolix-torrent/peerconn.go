@@ -101,6 +101,11 @@ type PeerConn struct {
 
 	requestState requestStrategy.PeerRequestState
 
+	// moobi: if set, the only pieces requested from this peer (see SetRequestFilter).
+	requestFilter func(piece int) bool
+	// moobi: never dropped to make room for another connection (see Keep).
+	keep bool
+
 	outstandingHolepunchingRendezvous map[netip.AddrPort]struct{}
 
 	// Hash requests sent to the peer. If there's an issue we probably don't want to reissue these,
@@ -1795,6 +1800,24 @@ func (me *PeerConn) cancel(r RequestIndex) {
 	if me.isLowOnRequests() {
 		me.onNeedUpdateRequests(peerUpdateRequestsPeerCancelReason)
 	}
+}
+
+// moobi: SetRequestFilter limits the pieces requested from this peer to those f
+// accepts (nil: every piece the peer has). A piece f turns away is still wanted:
+// interest in the peer is unchanged, and requests already sent stand. Call it
+// with the Client lock held, as in a Callbacks handler.
+func (cn *PeerConn) SetRequestFilter(f func(piece int) bool) {
+	cn.requestFilter = f
+	cn.onNeedUpdateRequests("request filter")
+}
+
+// moobi: Keep makes the torrent keep this connection when it has as many as it may
+// (EstablishedConnsPerTorrent) and another peer connects or could be dialled: the new
+// one is turned away instead of replacing this one. The connection still closes when
+// either side ends it (as when both peers are complete). Call it with the Client lock
+// held, as in a PeerConnAdded callback.
+func (cn *PeerConn) Keep() {
+	cn.keep = true
 }
 
 // Sets a reason to update requests, and if there wasn't already one, handle it.

@@ -229,6 +229,11 @@ func (p *PeerConn) getDesiredRequestState() (desired desiredRequestState) {
 			if !p.peerHasPiece(pieceIndex) {
 				return true
 			}
+			// moobi: a piece the filter turns away is wanted, not asked of this peer.
+			if p.requestFilter != nil && !p.requestFilter(pieceIndex) {
+				desired.Interested = true
+				return true
+			}
 			requestHeap.pieceStates[pieceIndex].Set(pieceExtra)
 			allowedFast := p.peerAllowedFast.Contains(pieceIndex)
 			t.iterUndirtiedRequestIndexesInPiece(&it, pieceIndex, func(r requestStrategy.RequestIndex) {

@@ -1446,6 +1446,10 @@ func (t *Torrent) worstBadConnFromSlice(opts worseConnLensOpts, sl []*PeerConn) 
 	heap.Init(&wcs)
 	for wcs.Len() != 0 {
 		c := heap.Pop(&wcs).(*PeerConn)
+		// moobi: a kept connection never makes room for another (PeerConn.Keep).
+		if c.keep {
+			continue
+		}
 		if opts.incomingIsBad && !c.outgoing {
 			return c
 		}
