@@ -142,3 +142,50 @@ func TestAssign(t *testing.T) {
 		})
 	}
 }
+
+func TestEndgame(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		scarce []int
+		peers  []string
+		want   map[string][]int
+		out    map[string]int
+	}{
+		{"no scarce piece", nil, []string{"a", "b"}, nil, nil},
+		{"as many scarce pieces as peers", []int{1, 2}, []string{"a", "b"}, map[string][]int{"a": {1}}, nil},
+		{"idle peers get the least suggested pieces", []int{1, 2}, []string{"a", "b", "c", "d"},
+			map[string][]int{"a": {1}}, map[string]int{"b": 2, "c": 1, "d": 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := endgame(tc.scarce, tc.peers, tc.want)
+			if len(got) == 0 && len(tc.out) == 0 {
+				return
+			}
+			if diff := cmp.Diff(tc.out, got); diff != "" {
+				t.Errorf("endgame (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRoom(t *testing.T) {
+	const pl = 256 << 10
+	for _, tc := range []struct {
+		name     string
+		sent     int64
+		measured bool
+		want     int
+	}{
+		{"not measured yet: suggestBytes", 0, false, suggestBytes / pl},
+		{"nothing sent lately: the pipeline's worth", 0, true, suggestMin},
+		{"a slow node: the pipeline's worth", 40 << 10, true, suggestMin},
+		{"a piece a look: suggestLooks pieces", pl, true, suggestLooks},
+		{"a fast node: at most MaxSuggest", 100 * pl, true, 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := room(tc.sent, tc.measured, pl); got != tc.want {
+				t.Errorf("room(%d, %v) = %d, want %d", tc.sent, tc.measured, got, tc.want)
+			}
+		})
+	}
+}
