@@ -16,10 +16,10 @@ const (
 	// of a 1 Gbit/s link shared by 16 nodes, 3 s of a 100 Mbit/s one.
 	suggestBytes = 2 << 20
 	// suggestLooks is how many looks' worth (restEvery) of what the seeder
-	// sent a node in the last one it suggests to that node: enough that
-	// a node does not run out between looks, and grows its share eightfold
-	// per look when it does; little enough that a slow node's suggestion
-	// lasts well within suggestFor.
+	// has lately sent a node per look it suggests to that node: enough that
+	// a node does not run out between looks, and grows its share quickly
+	// when it does; little enough that a slow node's suggestion lasts well
+	// within suggestFor.
 	suggestLooks = 8
 	// suggestMin is the fewest pieces suggested to a node: its request
 	// pipeline to the seeder (swarm.MaxRequestsPerPeer blocks, 2 pieces
@@ -195,9 +195,9 @@ func endgame[P comparable](scarce []int, peers []P, want map[P][]int) map[P]int 
 }
 
 // room returns how many pieces to suggest to a connected peer: suggestLooks
-// times what the seeder sent it over the last look (sent, 0 when not
-// measured yet), within suggestMin and swarm.MaxSuggest; suggestBytes'
-// worth to a peer not measured yet.
+// times what the seeder sent it per look lately (sent, averaged over the
+// last rateLooks looks), within suggestMin and swarm.MaxSuggest;
+// suggestBytes' worth to a peer not measured yet.
 func room(sent int64, measured bool, pieceLen int64) int {
 	pieceLen = max(1, pieceLen)
 	if !measured {
@@ -261,7 +261,9 @@ func (s *Seeder) suggest(e *entry, v restView, copies int, now time.Time) {
 		if err := pc.WriteExtendedMessage(swarm.SuggestExtension, swarm.EncodeSuggest(sg)); err != nil {
 			e.mute[pc] = now
 			for _, i := range w {
-				delete(e.suggested, i)
+				if e.suggested[i].peer == pc { // not an endgame copy of another's
+					delete(e.suggested, i)
+				}
 			}
 			continue
 		}
