@@ -67,15 +67,15 @@ func shouldRest(v restView, copies int) bool {
 }
 
 // goneFor is how long the seeder counts the pieces a peer announced after
-// its connection to it closed. The seeder keeps a few connections per
-// image (swarm.SeedPeerConns); in a larger rack most peers holding a piece
-// are not connected to it, and a connection that closes (the network, the
-// node or the library ended it) takes what the seeder knew of that peer
-// with it: counting only the connected ones, the seeder would suggest,
-// and send, pieces again that a node it just lost holds. A peer that restarted lost what it held, and
-// comes back under a new peer ID: for goneFor the seeder may think a piece
-// held that is not, and suggests it no more; the nodes still ask for it
-// once nothing else is scarce.
+// its connection to it closed. The seeder keeps a few connections per image
+// (swarm.SeedPeerConns); in a larger rack most peers holding a piece are
+// not connected to it, and a connection that closes (the network, the node
+// or the library ended it) takes what the seeder knew of that peer with it:
+// counting only the connected ones, the seeder would suggest, and send,
+// pieces again that a node it just lost holds. A peer that restarted lost
+// what it held, and comes back under a new peer ID: for goneFor the seeder
+// may think a piece held that is not, and suggests it no more; the nodes
+// still ask for it once nothing else is scarce.
 const goneFor = time.Minute
 
 // watcher is what the seeder remembers of a torrent's peers from one look

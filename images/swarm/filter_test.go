@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,36 +31,22 @@ func TestRequestFilter(t *testing.T) {
 
 	allowed := map[int]bool{2: true, 5: true}
 	var lifted atomic.Bool
-	var mu sync.Mutex
-	asked := map[int]int{} // requests sent, by piece
 	ncfg := swarm.NodeConfig(0, discard)
+	asked := swarmtest.CountRequests(ncfg)
 	ncfg.Callbacks.PeerConnAdded = append(ncfg.Callbacks.PeerConnAdded, func(pc *torrent.PeerConn) {
 		pc.SetRequestFilter(func(piece int) bool { return lifted.Load() || allowed[piece] })
-	})
-	ncfg.Callbacks.SentRequest = append(ncfg.Callbacks.SentRequest, func(e torrent.PeerRequestEvent) {
-		mu.Lock()
-		asked[int(e.Index)]++
-		mu.Unlock()
 	})
 	node := swarmtest.Client(t, ncfg)
 	nt := swarmtest.Add(t, node, ib, ih, &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")})
 	nt.DownloadAll()
 	nt.AddPeers([]torrent.PeerInfo{{Addr: seed.ListenAddrs()[0].(*net.TCPAddr), Trusted: true}})
 
-	deadline := time.Now().Add(30 * time.Second)
-	for !nt.Piece(2).State().Complete || !nt.Piece(5).State().Complete {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s the node holds %d of %d bytes, not pieces 2 and 5", nt.BytesCompleted(), nt.Length())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	mu.Lock()
-	for piece, n := range asked {
+	swarmtest.WaitPieces(t, nt, 2, 5)
+	for piece, n := range asked.ByPiece() {
 		if !allowed[piece] {
 			t.Errorf("the node asked for piece %d (%d requests); its filter accepts only 2 and 5", piece, n)
 		}
 	}
-	mu.Unlock()
 	if got := nt.BytesCompleted(); got != 2*pieceLen {
 		t.Errorf("the node holds %d bytes, want the 2 pieces its filter accepts (%d)", got, 2*pieceLen)
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,18 +33,12 @@ func TestSuggestOnly(t *testing.T) {
 	seed := swarmtest.Client(t, scfg)
 	st := swarmtest.Add(t, seed, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
 
-	var mu sync.Mutex
-	asked := map[int]int{} // requests the node sent, by piece
 	ncfg := swarm.NodeConfig(0, discard)
+	asked := swarmtest.CountRequests(ncfg)
 	app := netip.MustParseAddr("127.0.0.1")
 	told := make(chan []int, 1)
 	swarm.AcceptSuggestions(ncfg, takeSuggestions(app, told, discard))
 	ncfg.Callbacks.PeerConnAdded = append(ncfg.Callbacks.PeerConnAdded, keepAppliance(app))
-	ncfg.Callbacks.SentRequest = append(ncfg.Callbacks.SentRequest, func(e torrent.PeerRequestEvent) {
-		mu.Lock()
-		asked[int(e.Index)]++
-		mu.Unlock()
-	})
 	node := swarmtest.Client(t, ncfg)
 	nt := swarmtest.Add(t, node, ib, ih, &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")})
 
@@ -74,24 +67,14 @@ func TestSuggestOnly(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the node did not take the suggestion in 30 s")
 	}
-	mu.Lock()
-	clear(asked)
-	mu.Unlock()
+	asked.Reset()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for !nt.Piece(3).State().Complete {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s the node holds %d of %d bytes, not piece 3", nt.BytesCompleted(), nt.Length())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	mu.Lock()
-	for piece, n := range asked {
+	swarmtest.WaitPieces(t, nt, 3)
+	for piece, n := range asked.ByPiece() {
 		if piece != 3 {
 			t.Errorf("the node asked the seeder for piece %d (%d requests); it was asked for piece 3 only", piece, n)
 		}
 	}
-	mu.Unlock()
 
 	tell(swarm.Suggestion{})
 	select {

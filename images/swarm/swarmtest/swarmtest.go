@@ -1,14 +1,17 @@
 // Package swarmtest holds what the BitTorrent tests of the piece store, the
 // swarm settings, the seeder and the node's fetch share: random images with
 // their torrent info, clients that listen on loopback only, and torrents
-// added to them.
+// added to them, and what a client asked its peers for.
 package swarmtest
 
 import (
 	"crypto/rand"
+	"maps"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
@@ -59,4 +62,52 @@ func Add(t testing.TB, c *torrent.Client, ib []byte, ih metainfo.Hash, st storag
 	tor, _ := c.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: ib, Storage: st})
 	<-tor.GotInfo()
 	return tor
+}
+
+// WaitPieces waits up to 30 s until tor holds pieces, and fails the test
+// if it does not.
+func WaitPieces(t testing.TB, tor *torrent.Torrent, pieces ...int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, i := range pieces {
+		for !tor.Piece(i).State().Complete {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30 s the torrent holds %d of %d bytes, not pieces %v", tor.BytesCompleted(), tor.Length(), pieces)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// Requests counts the block requests a client sends its peers, by piece.
+type Requests struct {
+	mu      sync.Mutex
+	byPiece map[int]int
+}
+
+// CountRequests makes the client to be started with cfg count its block
+// requests.
+func CountRequests(cfg *torrent.ClientConfig) *Requests {
+	r := &Requests{byPiece: map[int]int{}}
+	cfg.Callbacks.SentRequest = append(cfg.Callbacks.SentRequest, func(e torrent.PeerRequestEvent) {
+		r.mu.Lock()
+		r.byPiece[int(e.Index)]++
+		r.mu.Unlock()
+	})
+	return r
+}
+
+// Reset forgets the requests counted so far.
+func (r *Requests) Reset() {
+	r.mu.Lock()
+	clear(r.byPiece)
+	r.mu.Unlock()
+}
+
+// ByPiece returns the requests counted since the start or the last Reset,
+// by piece.
+func (r *Requests) ByPiece() map[int]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.byPiece)
 }
