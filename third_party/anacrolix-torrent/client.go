@@ -104,6 +104,12 @@ type Client struct {
 	acceptLimiter map[ipStr]int
 	numHalfOpen   int
 
+	// moobi: incoming handshakes in progress (MaxIncomingHandshakes,
+	// MaxIncomingHandshakesPerIP).
+	handshakeSlots chan struct{}
+	handshakesMu   sync.Mutex
+	handshakesByIP map[string]int
+
 	websocketTrackers                websocketTrackers
 	regularTrackerAnnounceDispatcher regularTrackerAnnounceDispatcher
 
@@ -298,6 +304,10 @@ func (cl *Client) init(cfg *ClientConfig) {
 	g.MakeMap(&cl.numWebSeedRequests)
 
 	go cl.acceptLimitClearer()
+	if n := cfg.MaxIncomingHandshakes; n > 0 {
+		cl.handshakeSlots = make(chan struct{}, n)
+	}
+	cl.handshakesByIP = make(map[string]int)
 	//cl.logger.Levelf(log.Critical, "test after init")
 
 	storageImpl := cfg.DefaultStorage
@@ -644,6 +654,11 @@ func (cl *Client) acceptConnections(l Listener) {
 			log.Fmsg("error accepting connection: %s", err).LogLevel(log.Debug, cl.logger)
 			continue
 		}
+		// moobi: bound the handshakes in progress, from one address and in all.
+		var release func()
+		if reject == nil {
+			release, reject = cl.startHandshake(conn.RemoteAddr())
+		}
 		go func() {
 			if reject != nil {
 				torrent.Add("rejected accepted connections", 1)
@@ -652,7 +667,7 @@ func (cl *Client) acceptConnections(l Listener) {
 				})
 				conn.Close()
 			} else {
-				go cl.incomingConnection(conn)
+				go cl.incomingConnection(conn, release)
 			}
 			cl.logger.LazyLog(log.Debug, func() log.Msg {
 				return log.Fmsg("accepted %q connection at %q from %q",
@@ -673,7 +688,48 @@ func regularNetConnPeerConnConnString(nc net.Conn) string {
 	return fmt.Sprintf("%s-%s", nc.LocalAddr(), nc.RemoteAddr())
 }
 
-func (cl *Client) incomingConnection(nc net.Conn) {
+// moobi: startHandshake admits an accepted connection from addr to its handshake: it fails
+// if MaxIncomingHandshakesPerIP handshakes from that IP are in progress, and waits while
+// MaxIncomingHandshakes are in progress in all. release ends the handshake.
+func (cl *Client) startHandshake(addr net.Addr) (release func(), err error) {
+	ip := ""
+	if rip := addrIpOrNil(addr); rip != nil {
+		ip = rip.String()
+	}
+	cl.handshakesMu.Lock()
+	if n := cl.config.MaxIncomingHandshakesPerIP; n > 0 && ip != "" && cl.handshakesByIP[ip] >= n {
+		cl.handshakesMu.Unlock()
+		torrent.Add("incoming handshakes over the limit per IP", 1)
+		return nil, fmt.Errorf("%d handshakes from %s in progress already", n, ip)
+	}
+	cl.handshakesByIP[ip]++
+	cl.handshakesMu.Unlock()
+	if cl.handshakeSlots != nil {
+		select {
+		case cl.handshakeSlots <- struct{}{}:
+		case <-cl.closed.Done():
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if cl.handshakeSlots != nil {
+				select {
+				case <-cl.handshakeSlots:
+				default:
+				}
+			}
+			cl.handshakesMu.Lock()
+			if cl.handshakesByIP[ip]--; cl.handshakesByIP[ip] <= 0 {
+				delete(cl.handshakesByIP, ip)
+			}
+			cl.handshakesMu.Unlock()
+		})
+	}, nil
+}
+
+func (cl *Client) incomingConnection(nc net.Conn, release func()) {
+	defer release()
 	defer nc.Close()
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetLinger(0)
@@ -689,7 +745,7 @@ func (cl *Client) incomingConnection(nc net.Conn) {
 			connString:      regularNetConnPeerConnConnString(nc),
 		})
 	c.Discovery = PeerSourceIncoming
-	cl.runReceivedConn(c)
+	cl.runReceivedConn(c, release)
 
 	cl.lock()
 	c.close()
@@ -1124,12 +1180,13 @@ func (cl *Client) connBtHandshake(ctx context.Context, c *PeerConn, ih *metainfo
 	return
 }
 
-func (cl *Client) runReceivedConn(c *PeerConn) {
+func (cl *Client) runReceivedConn(c *PeerConn, release func()) {
 	err := c.conn.SetDeadline(time.Now().Add(cl.config.HandshakesTimeout))
 	if err != nil {
 		panic(err)
 	}
 	t, err := cl.receiveHandshakes(c)
+	release() // moobi
 	if err != nil {
 		cl.logger.LazyLog(log.Debug, func() log.Msg {
 			return log.Fmsg(

@@ -1,0 +1,130 @@
+package swarm_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+
+	"moobi/images/piecestore"
+	"moobi/images/swarm"
+	"moobi/images/swarm/swarmtest"
+)
+
+// silent opens n connections to addr that never send a byte: each holds
+// one of the client's handshakes in progress until it is closed.
+func silent(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var cs []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// readErr reads from c for at most d and returns the error: a timeout
+// while the client keeps the connection open, EOF or a reset once it
+// closed it.
+func readErr(c net.Conn, d time.Duration) error {
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.Read(make([]byte, 1))
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestHandshakesPerIP: a client closes an incoming connection as soon as
+// it accepts it when MaxIncomingHandshakesPerIP connections from the same
+// address are still handshaking (MaxIncomingHandshakesPerIP, added to the
+// BitTorrent library in third_party/anacrolix-torrent), keeps those open,
+// and takes that address's connections again once they are gone: a node
+// then downloads the whole image from it.
+func TestHandshakesPerIP(t *testing.T) {
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const pieceLen = 64 << 10
+	path, data, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
+	cfg := swarm.Config(0, discard)
+	cfg.HandshakesTimeout = time.Minute // the silent connections outlast the test
+	seed := swarmtest.Client(t, cfg)
+	swarmtest.Add(t, seed, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
+	addr := seed.ListenAddrs()[0].String()
+
+	held := silent(t, addr, swarm.MaxIncomingHandshakesPerIP)
+	extra := silent(t, addr, 1)[0]
+	if err := readErr(extra, 30*time.Second); err == nil || isTimeout(err) {
+		t.Fatalf("connection %d from one address while %d handshake: read error %v, want it closed", swarm.MaxIncomingHandshakesPerIP+1, swarm.MaxIncomingHandshakesPerIP, err)
+	}
+	for i, c := range held {
+		if err := readErr(c, 50*time.Millisecond); !isTimeout(err) {
+			t.Errorf("silent connection %d: read error %v, want it still open (handshaking)", i, err)
+		}
+		c.Close()
+	}
+
+	node := swarmtest.Client(t, swarm.NodeConfig(0, discard))
+	cache := filepath.Join(t.TempDir(), "cache")
+	nt := swarmtest.Add(t, node, ib, ih, &piecestore.File{Path: cache})
+	nt.DownloadAll()
+	nt.AddPeers([]torrent.PeerInfo{{Addr: seed.ListenAddrs()[0].(*net.TCPAddr), Trusted: true}})
+	select {
+	case <-nt.Complete().On():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("after the silent connections closed the node holds %d of %d bytes after 30 s: the client still refuses the address", nt.BytesCompleted(), nt.Length())
+	}
+	got, err := os.ReadFile(cache)
+	if err != nil || string(got) != string(data) {
+		t.Errorf("the node's copy differs from the image (%v)", err)
+	}
+}
+
+// TestHandshakesInAll: with MaxIncomingHandshakes connections
+// handshaking, a client accepts no other connection, from any address,
+// until one of them ends; then the waiting one is handshaken.
+func TestHandshakesInAll(t *testing.T) {
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const pieceLen = 64 << 10
+	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
+	cfg := swarm.Config(0, discard)
+	cfg.HandshakesTimeout = time.Minute
+	cfg.MaxIncomingHandshakes = 2
+	seed := swarmtest.Client(t, cfg)
+	swarmtest.Add(t, seed, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
+	addr := seed.ListenAddrs()[0].String()
+
+	held := silent(t, addr, 2)
+	c := silent(t, addr, 1)[0]
+	// A BitTorrent handshake for the image: the client answers with its
+	// own once it takes the connection.
+	hs := append([]byte("\x13BitTorrent protocol"), make([]byte, 8)...)
+	hs = append(hs, ih[:]...)
+	hs = append(hs, []byte("-MT0000-handshaketest")[:20]...)
+	if _, err := c.Write(hs); err != nil {
+		t.Fatal(err)
+	}
+	if err := readErr(c, 500*time.Millisecond); !isTimeout(err) {
+		t.Fatalf("third connection while two handshake: read error %v, want no answer yet", err)
+	}
+	held[0].Close()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	reply := make([]byte, 68)
+	if _, err := io.ReadFull(c, reply); err != nil {
+		t.Fatalf("after one of the two handshakes ended the client did not answer the third connection: %v", err)
+	}
+	if string(reply[:20]) != "\x13BitTorrent protocol" || string(reply[28:48]) != string(ih[:]) {
+		t.Errorf("the client answered %q, want a BitTorrent handshake for %x", reply, ih)
+	}
+}
