@@ -177,6 +177,7 @@ func (s *Service) Run(ctx context.Context) error {
 		BaseURL:     s.baseURL,
 		Metrics:     s.Metrics.Handler(),
 		Count:       s.Metrics.HTTPRequest,
+		Refused:     s.Metrics.HTTPRefused,
 		Log:         s.Log,
 		Catalog:     cat,
 		Tracker:     track,

@@ -28,6 +28,7 @@ type Metrics struct {
 	dhcpMalformed *prometheus.CounterVec
 	tftpTransfers *prometheus.CounterVec
 	httpRequests  *prometheus.CounterVec
+	httpRefused   prometheus.Counter
 	phaseSeconds  *prometheus.HistogramVec
 	bootSeconds   prometheus.Histogram
 	swarm         *swarmCollector
@@ -57,6 +58,9 @@ func New() *Metrics {
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moobi_http_requests_total", Help: "HTTP requests, by route and status code.",
 		}, []string{"route", "code"}),
+		httpRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moobi_http_refused_connections_total", Help: "HTTP connections closed unanswered: their address held the most connections one address may hold open.",
+		}),
 		phaseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "moobi_boot_phase_seconds", Help: "How long nodes spent in each boot state before leaving it.",
 			Buckets: durationBuckets,
@@ -67,7 +71,7 @@ func New() *Metrics {
 		}),
 	}
 	m.swarm = newSwarmCollector(append(append([]string{}, nodeapi.States...), nodes.StateUnknown))
-	m.Registry.MustRegister(m.swarm, m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests, m.phaseSeconds, m.bootSeconds,
+	m.Registry.MustRegister(m.swarm, m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests, m.httpRefused, m.phaseSeconds, m.bootSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -97,6 +101,10 @@ func (m *Metrics) TFTPTransfer(_ net.IP, _ string, r tftpd.Result) {
 func (m *Metrics) HTTPRequest(route string, code int) {
 	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 }
+
+// HTTPRefused counts an HTTP connection closed unanswered (too many open
+// from its address).
+func (m *Metrics) HTTPRefused() { m.httpRefused.Inc() }
 
 // PhaseDone implements nodes.Observer.
 func (m *Metrics) PhaseDone(state string, d time.Duration) {

@@ -8,13 +8,13 @@ import (
 // cork holds back partial TCP segments on c until uncork (TCP_CORK), so
 // that the response header and the file sendfile(2) sends go out in full
 // segments, as nginx's tcp_nopush does. It returns uncork, which sends
-// what is left; both are no-ops if c is not TCP.
+// what is left; both are no-ops if c has no socket.
 func cork(c net.Conn) (uncork func()) {
-	tc, ok := c.(*net.TCPConn)
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return func() {}
 	}
-	raw, err := tc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return func() {}
 	}

@@ -32,7 +32,10 @@ type Server struct {
 	Metrics http.Handler
 	// Count, if set, is told the route pattern and status of every request.
 	Count func(route string, code int)
-	Log   *slog.Logger
+	// Refused, if set, is told of every connection closed as it was
+	// accepted because its address held MaxConnsPerAddress open already.
+	Refused func()
+	Log     *slog.Logger
 
 	// Catalog, if set, serves image profiles, /images/ and boot configs.
 	Catalog *catalog.Catalog
@@ -108,7 +111,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.closing = make(chan struct{})
 	srv.RegisterOnShutdown(func() { close(s.closing) })
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(limitPerAddress(ln, MaxConnsPerAddress, s.Refused)) }()
 	s.Log.Info("HTTP listening", "addr", ln.Addr().String())
 	select {
 	case err := <-done:
