@@ -704,26 +704,28 @@ func (cl *Client) startHandshake(addr net.Addr) (release func(), err error) {
 	}
 	cl.handshakesByIP[ip]++
 	cl.handshakesMu.Unlock()
+	leave := func() {
+		cl.handshakesMu.Lock()
+		if cl.handshakesByIP[ip]--; cl.handshakesByIP[ip] <= 0 {
+			delete(cl.handshakesByIP, ip)
+		}
+		cl.handshakesMu.Unlock()
+	}
 	if cl.handshakeSlots != nil {
 		select {
 		case cl.handshakeSlots <- struct{}{}:
 		case <-cl.closed.Done():
+			leave()
+			return nil, errors.New("client closed")
 		}
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			if cl.handshakeSlots != nil {
-				select {
-				case <-cl.handshakeSlots:
-				default:
-				}
+				<-cl.handshakeSlots
 			}
-			cl.handshakesMu.Lock()
-			if cl.handshakesByIP[ip]--; cl.handshakesByIP[ip] <= 0 {
-				delete(cl.handshakesByIP, ip)
-			}
-			cl.handshakesMu.Unlock()
+			leave()
 		})
 	}, nil
 }
