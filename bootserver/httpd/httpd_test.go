@@ -182,16 +182,8 @@ func TestKernelRange(t *testing.T) {
 // whole, and the connection stays usable for the next request.
 func TestServeCorked(t *testing.T) {
 	s, kernel, _ := setupServer(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
-	url := "http://" + ln.Addr().String() + "/profiles/rescue/kernel"
+	url := "http://" + serveLoopback(t, s) + "/profiles/rescue/kernel"
 	for i := range 3 {
 		resp, err := client.Get(url)
 		if err != nil {
@@ -203,6 +195,21 @@ func TestServeCorked(t *testing.T) {
 			t.Fatalf("request %d: status %d, %d of %d bytes, %v", i, resp.StatusCode, len(body), len(kernel), err)
 		}
 	}
+}
+
+// serveLoopback runs s.Serve on a loopback port until the test ends and
+// returns the address.
+func serveLoopback(t *testing.T, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
 }
 
 func TestHealthz(t *testing.T) {

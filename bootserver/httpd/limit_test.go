@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -27,15 +26,7 @@ func TestConnsPerAddress(t *testing.T) {
 	s, _, _ := setupServer(t)
 	var refused atomic.Int64
 	s.Refused = func() { refused.Add(1) }
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	addr := ln.Addr().String()
+	addr := serveLoopback(t, s)
 
 	// request sends GET /healthz on c and reads the answer's status.
 	request := func(c net.Conn) (int, error) {

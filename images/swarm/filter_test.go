@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/anacrolix/torrent"
 
@@ -56,9 +55,5 @@ func TestRequestFilter(t *testing.T) {
 	lifted.Store(true)
 	nt.Piece(0).SetPriority(torrent.PiecePriorityNone)
 	nt.Piece(0).SetPriority(torrent.PiecePriorityNormal)
-	select {
-	case <-nt.Complete().On():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("after the filter was lifted the node holds %d of %d bytes after 30 s", nt.BytesCompleted(), nt.Length())
-	}
+	swarmtest.WaitComplete(t, nt, "after the filter was lifted")
 }

@@ -80,11 +80,7 @@ func TestHandshakesPerIP(t *testing.T) {
 	nt := swarmtest.Add(t, node, ib, ih, &piecestore.File{Path: cache})
 	nt.DownloadAll()
 	nt.AddPeers([]torrent.PeerInfo{{Addr: seed.ListenAddrs()[0].(*net.TCPAddr), Trusted: true}})
-	select {
-	case <-nt.Complete().On():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("after the silent connections closed the node holds %d of %d bytes after 30 s: the client still refuses the address", nt.BytesCompleted(), nt.Length())
-	}
+	swarmtest.WaitComplete(t, nt, "after the silent connections closed (else the client still refuses their address)")
 	got, err := os.ReadFile(cache)
 	if err != nil || string(got) != string(data) {
 		t.Errorf("the node's copy differs from the image (%v)", err)

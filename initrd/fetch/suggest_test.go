@@ -77,9 +77,5 @@ func TestSuggestOnly(t *testing.T) {
 	}
 
 	tell(swarm.Suggestion{})
-	select {
-	case <-nt.Complete().On():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("after the limit was lifted the node holds %d of %d bytes after 30 s", nt.BytesCompleted(), nt.Length())
-	}
+	swarmtest.WaitComplete(t, nt, "after the limit was lifted")
 }

@@ -79,6 +79,18 @@ func WaitPieces(t testing.TB, tor *torrent.Torrent, pieces ...int) {
 	}
 }
 
+// WaitComplete waits up to 30 s until tor holds the whole torrent, and
+// fails the test if it does not; when says what the test did before it
+// expected that.
+func WaitComplete(t testing.TB, tor *torrent.Torrent, when string) {
+	t.Helper()
+	select {
+	case <-tor.Complete().On():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s the torrent holds %d of %d bytes after 30 s", when, tor.BytesCompleted(), tor.Length())
+	}
+}
+
 // Requests counts the block requests a client sends its peers, by piece.
 type Requests struct {
 	mu      sync.Mutex
