@@ -9,6 +9,7 @@
 package nodes
 
 import (
+	"container/list"
 	"net"
 	"net/netip"
 	"slices"
@@ -116,7 +117,7 @@ type Registry struct {
 	// order holds the nodes in the order they are forgotten in: the
 	// unlisted ones ([0]), then the others ([1]), each updated longest ago
 	// first.
-	order   [2]list
+	order   [2]list.List // of *entry
 	seq     uint64
 	changed chan struct{}       // nil until Changed asks for it
 	dirty   map[string]struct{} // MACs the next Save must look at
@@ -128,7 +129,7 @@ type Registry struct {
 // entry is a node as the registry holds it.
 type entry struct {
 	Node
-	prev, next *entry // in the registry's order
+	elem *list.Element // e's place in the registry's order
 	// unlisted: the inventory does not list the node (see Registry.Listed).
 	unlisted bool
 	// saved: the saved state holds the node (see Save).
@@ -151,16 +152,16 @@ func (r *Registry) node(mac net.HardwareAddr, name string) *entry {
 		e = &entry{Node: Node{MAC: key, State: StateUnknown, Name: name}}
 		e.unlisted = r.unlisted(e)
 		r.nodes[key] = e
-		r.order[e.rank()].insert(e)
+		insertByTime(&r.order[e.rank()], e)
 		return e
 	}
 	if name != "" {
 		e.Name = name
 	}
 	if u := r.unlisted(e); u != e.unlisted {
-		r.order[e.rank()].remove(e)
+		removeFrom(&r.order[e.rank()], e)
 		e.unlisted = u
-		r.order[e.rank()].insert(e)
+		insertByTime(&r.order[e.rank()], e)
 	}
 	return e
 }
@@ -185,14 +186,15 @@ func (e *entry) rank() int {
 // evict forgets the node that goes first: unlisted, updated longest ago.
 // r.mu is held.
 func (r *Registry) evict() {
-	e := r.order[0].head
-	if e == nil {
-		e = r.order[1].head
+	front := r.order[0].Front()
+	if front == nil {
+		front = r.order[1].Front()
 	}
-	if e == nil {
+	if front == nil {
 		return
 	}
-	r.order[e.rank()].remove(e)
+	e := front.Value.(*entry)
+	removeFrom(&r.order[e.rank()], e)
 	delete(r.nodes, e.MAC)
 	r.unindex(e)
 	if e.saved {
@@ -234,9 +236,9 @@ func (r *Registry) unindex(e *entry) {
 // order. r.mu is held.
 func (r *Registry) updated(e *entry, now time.Time) {
 	l := &r.order[e.rank()]
-	l.remove(e)
+	removeFrom(l, e)
 	e.Updated = now
-	l.insert(e)
+	insertByTime(l, e)
 }
 
 // touch marks e changed, wakes Changed's waiters and tells the next Save
@@ -274,54 +276,31 @@ func (r *Registry) Changed() <-chan struct{} {
 	return r.changed
 }
 
-// list is a doubly linked list of entries, ordered by update time.
-type list struct{ head, tail *entry }
-
-// insert places e by its update time: at the front if it has none,
-// otherwise searching from the back (updates come in time order, so the
-// search stops at once).
-func (l *list) insert(e *entry) {
-	if e.Updated.IsZero() || l.head == nil {
-		e.prev, e.next = nil, l.head
-		if l.head != nil {
-			l.head.prev = e
-		} else {
-			l.tail = e
-		}
-		l.head = e
+// insertByTime places e in l by its update time: at the front if it has
+// none, otherwise searching from the back (updates come in time order, so
+// the search stops at once).
+func insertByTime(l *list.List, e *entry) {
+	if e.Updated.IsZero() {
+		e.elem = l.PushFront(e)
 		return
 	}
-	at := l.tail // e goes after at
-	for at != nil && at.Updated.After(e.Updated) {
-		at = at.prev
+	at := l.Back() // e goes after at
+	for at != nil && at.Value.(*entry).Updated.After(e.Updated) {
+		at = at.Prev()
 	}
 	if at == nil {
-		e.prev, e.next = nil, l.head
-		l.head.prev = e
-		l.head = e
+		e.elem = l.PushFront(e)
 		return
 	}
-	e.prev, e.next = at, at.next
-	if at.next != nil {
-		at.next.prev = e
-	} else {
-		l.tail = e
-	}
-	at.next = e
+	e.elem = l.InsertAfter(e, at)
 }
 
-func (l *list) remove(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		l.head = e.next
+// removeFrom takes e out of l.
+func removeFrom(l *list.List, e *entry) {
+	if e.elem != nil {
+		l.Remove(e.elem)
+		e.elem = nil
 	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		l.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
 }
 
 // Seq returns the sequence number of the latest change.

@@ -208,13 +208,13 @@ func (r *Registry) Load(path string) error {
 			n.Events = n.Events[len(n.Events)-MaxEvents:]
 		}
 		if old := r.nodes[n.MAC]; old != nil {
-			r.order[old.rank()].remove(old)
+			removeFrom(&r.order[old.rank()], old)
 			r.unindex(old)
 		}
 		e := &entry{Node: *n}
 		e.unlisted = r.unlisted(e)
 		r.nodes[n.MAC] = e
-		r.order[e.rank()].insert(e)
+		insertByTime(&r.order[e.rank()], e)
 		r.index(e)
 		// Saved once again, in this version's form.
 		r.dirty[n.MAC] = struct{}{}
