@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"container/list"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -17,19 +18,18 @@ type peer struct {
 	seeder     bool
 	origin     bool
 
-	idx          int   // position in torrent.all
-	older, newer *peer // torrent's announce-order list
+	idx   int           // position in torrent.all
+	order *list.Element // place in torrent.order
 }
 
 // torrent is the swarm of one infohash. all gives random sampling in O(1)
-// per peer; the older/newer list, in announce order, gives expiry and
-// drop-oldest without scanning.
+// per peer; order, the peers in announce order (oldest first), gives
+// expiry and drop-oldest without scanning.
 type torrent struct {
 	byAddr  map[netip.AddrPort]*peer
 	origins map[netip.AddrPort]*peer
 	all     []*peer
-	oldest  *peer
-	newest  *peer
+	order   list.List // of *peer
 	n       Swarm
 }
 
@@ -51,33 +51,17 @@ func (tor *torrent) count(p *peer, d int) {
 	}
 }
 
-func (tor *torrent) unlink(p *peer) {
-	if p.older != nil {
-		p.older.newer = p.newer
-	} else {
-		tor.oldest = p.newer
+// oldest returns the peer that announced longest ago, or nil.
+func (tor *torrent) oldest() *peer {
+	if e := tor.order.Front(); e != nil {
+		return e.Value.(*peer)
 	}
-	if p.newer != nil {
-		p.newer.older = p.older
-	} else {
-		tor.newest = p.older
-	}
-	p.older, p.newer = nil, nil
-}
-
-func (tor *torrent) pushNewest(p *peer) {
-	p.older = tor.newest
-	if tor.newest != nil {
-		tor.newest.newer = p
-	} else {
-		tor.oldest = p
-	}
-	tor.newest = p
+	return nil
 }
 
 func (tor *torrent) insert(p *peer, max int) {
-	for len(tor.all) >= max && tor.oldest != nil {
-		tor.remove(tor.oldest)
+	for len(tor.all) >= max && tor.order.Len() > 0 {
+		tor.remove(tor.oldest())
 	}
 	p.idx = len(tor.all)
 	tor.all = append(tor.all, p)
@@ -85,13 +69,13 @@ func (tor *torrent) insert(p *peer, max int) {
 	if p.origin {
 		tor.origins[p.addr] = p
 	}
-	tor.pushNewest(p)
+	p.order = tor.order.PushBack(p)
 	tor.count(p, +1)
 }
 
 func (tor *torrent) remove(p *peer) {
 	tor.count(p, -1)
-	tor.unlink(p)
+	tor.order.Remove(p.order)
 	delete(tor.byAddr, p.addr)
 	delete(tor.origins, p.addr)
 	last := len(tor.all) - 1
@@ -109,8 +93,8 @@ func (tor *torrent) swap(i, j int) {
 // expire drops the peers last seen before cutoff and returns how many.
 func (tor *torrent) expire(cutoff time.Time) int {
 	n := 0
-	for tor.oldest != nil && tor.oldest.lastSeen.Before(cutoff) {
-		tor.remove(tor.oldest)
+	for p := tor.oldest(); p != nil && p.lastSeen.Before(cutoff); p = tor.oldest() {
+		tor.remove(p)
 		n++
 	}
 	return n
@@ -131,8 +115,7 @@ func (tor *torrent) update(p *peer, a *announce, origin bool, now time.Time) {
 		}
 	}
 	tor.count(p, +1)
-	tor.unlink(p)
-	tor.pushNewest(p)
+	tor.order.MoveToBack(p.order)
 }
 
 // announceResult is what an announce returns, copied out of the store.
