@@ -9,6 +9,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"moobi/lab"
 )
 
 var zstdMods = []fakeMod{
@@ -136,12 +139,15 @@ func TestPackModulesErrors(t *testing.T) {
 	}
 }
 
-// TestPackModulesRealTree packs the lab's real Debian module tree, when present.
+// TestPackModulesRealTree packs the module tree of the lab's Debian kernel
+// (lab.Kernel). With the kernel not yet cached it fetches it, which needs
+// root and apt: it skips without them, and fails instead under
+// MOOBI_REQUIRE_ROOT_TESTS (see lab.RequireRoot).
 func TestPackModulesRealTree(t *testing.T) {
-	tree, _ := filepath.Abs("../../.cache/lab/modules/6.1.0-56-cloud-amd64")
+	tree := realModuleTree(t)
 	depFile, err := os.Open(filepath.Join(tree, "modules.dep"))
 	if err != nil {
-		t.Skipf("no real module tree: %v", err)
+		t.Fatal(err)
 	}
 	dep, err := parseModulesDep(depFile, filepath.Base(tree))
 	depFile.Close()
@@ -208,4 +214,27 @@ func TestPackModulesRealTree(t *testing.T) {
 		t.Errorf("PackModules says %d modules; archive has %d, tree %d", n, mods, len(dep))
 	}
 	t.Logf("real tree %s: %d of %d modules packed (%d bytes of modules), %d bytes gzip'd", filepath.Base(tree), n, len(dep), raw, buf.Len())
+}
+
+// realModuleTree returns the module tree of the lab's cached kernel,
+// fetching the kernel first if the cache has none.
+func realModuleTree(t *testing.T) string {
+	t.Helper()
+	cache := lab.TestCacheDir(t)
+	if tree, err := lab.KernelModulesDir(cache); err == nil {
+		if _, err := os.Stat(filepath.Join(tree, "modules.dep")); err == nil {
+			return tree
+		}
+	}
+	lab.RequireRoot(t, "apt-get", "apt-cache", "dpkg", "depmod")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := lab.Kernel(ctx, cache); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := lab.KernelModulesDir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
 }
