@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./bootserver/proxydhcp
 	$(GO) test -run '^$$' -fuzz FuzzCleanName -fuzztime $(FUZZTIME) ./bootserver/fileroot
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./inventory
+	$(GO) test -run '^$$' -fuzz FuzzParseBMC -fuzztime $(FUZZTIME) ./inventory
 	$(GO) test -run '^$$' -fuzz FuzzAnnounce -fuzztime $(FUZZTIME) ./images/tracker
 	$(GO) test -run '^$$' -fuzz FuzzParseCmdline -fuzztime $(FUZZTIME) ./initrd/node
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSuggest -fuzztime $(FUZZTIME) ./images/swarm

@@ -94,6 +94,8 @@ type Profile struct {
 	// CacheFallback is CacheFallbackFail or CacheFallbackRAM ("" when the
 	// profile has no cache device).
 	CacheFallback string
+	// BMC holds the bmc fields its hosts inherit (nil: none).
+	BMC *BMC
 }
 
 // Direct reports whether the profile boots a kernel and initrds directly.
@@ -108,7 +110,9 @@ type Host struct {
 	Name    string
 	MAC     net.HardwareAddr
 	Profile string
-	line    int
+	// BMC is the host's BMC, its profile's bmc fields merged in (nil: none).
+	BMC  *BMC
+	line int
 }
 
 // Lookup returns the host with the given MAC and the profile it boots. A MAC

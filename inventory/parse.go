@@ -262,7 +262,7 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	}
 }
 
-var profileKeys = []string{"kernel", "initrd", "cmdline", "image", "cache", "cache_fallback"}
+var profileKeys = []string{"kernel", "initrd", "cmdline", "image", "cache", "cache_fallback", "bmc"}
 
 func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 	pr := &Profile{Name: name}
@@ -288,6 +288,8 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 			if pr.CacheFallback = p.str(v, "cache_fallback"); v.Kind == yaml.ScalarNode {
 				fallbackLine = v.Line // a non-string was reported by str
 			}
+		case "bmc":
+			pr.BMC = p.bmc(v, "profile "+name)
 		}
 	})
 	if !validName(name) {
@@ -336,7 +338,7 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 	inv.Profiles[name] = pr
 }
 
-var hostKeys = []string{"mac", "profile"}
+var hostKeys = []string{"mac", "profile", "bmc"}
 
 func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 	h := &Host{Name: name, line: k.Line}
@@ -354,6 +356,8 @@ func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 			h.MAC = mac
 		case "profile":
 			h.Profile = p.str(v, "profile")
+		case "bmc":
+			h.BMC = p.bmc(v, "host "+name)
 		}
 	})
 	if !validHostname(name) {
@@ -399,6 +403,7 @@ func (p *parser) check(inv *Inventory, applianceLine int) {
 		if h.Profile != "" && inv.Profiles[h.Profile] == nil {
 			p.errorf(h.line, "host %s: profile %q does not exist", name, h.Profile)
 		}
+		p.checkHostBMC(inv, h)
 	}
 }
 
