@@ -132,6 +132,7 @@ func (s *Service) Run(ctx context.Context) error {
 		RestCopies:        func() int { return s.Store.Current().Appliance.SeedRestCopies },
 		Log:               s.Log.With("component", "seeder"),
 	}
+	reg := nodes.New()
 	nets := bootNetworks(app.Interface)
 	track := tracker.New(tracker.Options{
 		// A rack boots in a minute or two: nodes must learn of each other
@@ -152,10 +153,10 @@ func (s *Service) Run(ctx context.Context) error {
 		Origins: func(ap netip.AddrPort) bool {
 			return ap.Port() == uint16(seedPort) && ap.Addr().Unmap() == netip.AddrFrom4([4]byte(ip.To4()))
 		},
-		Log: s.Log.With("component", "tracker"),
+		Booted: bootedAt(reg),
+		Log:    s.Log.With("component", "tracker"),
 	})
 	seed.Seeders = func(ih [20]byte) int { return track.Swarm(ih).Seeders }
-	reg := nodes.New()
 	reg.Observer = s.Metrics
 	reg.Listed = s.listed
 	// Node states are restored before anything is served.

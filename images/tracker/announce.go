@@ -83,7 +83,8 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	addr := netip.AddrPortFrom(ip, a.port)
 	origin := t.o.Origins != nil && t.o.Origins(addr)
-	res := t.announce(a, addr, origin)
+	booted := !origin && t.o.Booted != nil && t.o.Booted(ip)
+	res := t.announce(a, addr, origin, booted)
 
 	level := debugUnless(a.event == eventCompleted)
 	t.log.Log(r.Context(), level, "tracker: announce", "infohash", ih, "client", addr.String(),

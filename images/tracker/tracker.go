@@ -14,18 +14,32 @@
 // as in BEP 7) unless compact=0 asks for the dictionary form. Peers are kept
 // per infohash, keyed by (IP, port); "stopped" removes a peer, "completed"
 // or left=0 makes it a seeder, and a peer that has not announced for
-// 2×Interval+MinInterval expires. Each torrent keeps at most
-// MaxPeersPerTorrent peers; when full, the one silent longest is dropped.
+// 2×Interval+MinInterval expires.
+//
+// # Bounds
+//
+// One address holds at most MaxPeersPerAddr peers of a torrent (default
+// 4): a host announcing more ports replaces its own longest silent peer,
+// and cannot push out anyone else's. Each torrent keeps at most
+// MaxPeersPerTorrent peers and the tracker MaxPeersTotal over all
+// torrents; when full, the peer silent longest among those at addresses
+// that did not boot (Options.Booted) is dropped first, then the one silent
+// longest. The appliance's own seeders (origins) and loopback peers are
+// never limited per address, and origins are never dropped to make room.
 //
 // # Peer selection and the origin rule
 //
 // A requester never gets itself back (same address and port, or same IP and
 // peer_id), and a seeder gets only leechers. Otherwise the list is a random
-// sample of the swarm, at most numwant (capped at MaxPeers) long.
+// sample of the swarm, at most numwant (capped at MaxPeers) long; with
+// Options.Booted set, peers at addresses that booted come first and the
+// others only fill what is left.
 //
 // The appliance's own seeders are "origin" peers (Options.Origins). While
 // the torrent has fewer than OriginThreshold non-origin seeders other than
-// the requester, every leecher gets the origin peers first in its list, so
+// the requester (with Options.Booted set: seeders at addresses that
+// booted, so that announces alone cannot make the tracker withhold the
+// origins), every leecher gets the origin peers first in its list, so
 // early in a rack boot every node can reach the appliance. Once that many
 // nodes hold the whole image, origins are withheld and new nodes are pointed
 // at those nodes instead; when they stop or expire, the origins are handed
@@ -54,6 +68,11 @@ const (
 	DefaultMaxPeers           = 50
 	DefaultOriginThreshold    = 3
 	DefaultMaxPeersPerTorrent = 10000
+	DefaultMaxPeersTotal      = 50000
+	// DefaultMaxPeersPerAddr is how many peers one address may hold in a
+	// torrent: a node runs one BitTorrent client, and a restarted client
+	// announcing a new port replaces its old entry.
+	DefaultMaxPeersPerAddr = 4
 )
 
 // Options configure a Tracker. The callbacks are called without the
@@ -78,6 +97,16 @@ type Options struct {
 	OriginThreshold int
 	// MaxPeersPerTorrent bounds memory per torrent (default 10,000).
 	MaxPeersPerTorrent int
+	// MaxPeersTotal bounds the peers of all torrents (default 50,000).
+	MaxPeersTotal int
+	// MaxPeersPerAddr bounds the peers of one torrent at one IP address,
+	// origins and loopback apart (default DefaultMaxPeersPerAddr).
+	MaxPeersPerAddr int
+	// Booted reports whether the host at addr booted from the appliance (it
+	// fetched a signed boot config): such peers are handed out first, are
+	// dropped last, and only their seeders make the tracker withhold the
+	// origins. nil: no peer is told apart.
+	Booted func(addr netip.Addr) bool
 	// Now is the clock (default time.Now), for tests.
 	Now func() time.Time
 	// Log receives announce and rejection records (default: discarded).
@@ -93,6 +122,14 @@ type Tracker struct {
 
 	mu       sync.Mutex
 	torrents map[[20]byte]*torrent
+	total    int // peers over all torrents
+}
+
+// limits are the bounds a torrent's insert keeps.
+type limits struct{ perAddr, perTorrent, total int }
+
+func (t *Tracker) limits() limits {
+	return limits{t.o.MaxPeersPerAddr, t.o.MaxPeersPerTorrent, t.o.MaxPeersTotal}
 }
 
 // New returns a Tracker with o's zero fields set to their defaults.
@@ -115,6 +152,12 @@ func New(o Options) *Tracker {
 	if o.MaxPeersPerTorrent <= 0 {
 		o.MaxPeersPerTorrent = DefaultMaxPeersPerTorrent
 	}
+	if o.MaxPeersTotal <= 0 {
+		o.MaxPeersTotal = DefaultMaxPeersTotal
+	}
+	if o.MaxPeersPerAddr <= 0 {
+		o.MaxPeersPerAddr = DefaultMaxPeersPerAddr
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -136,6 +179,9 @@ type Swarm struct {
 	Leechers       int // non-origin peers still downloading
 	OriginSeeders  int
 	OriginLeechers int
+	// BootedSeeders counts those of Seeders at addresses that booted
+	// (Options.Booted; 0 without it).
+	BootedSeeders int
 }
 
 // PeerInfo describes one live peer, for a dashboard.
@@ -148,6 +194,7 @@ type PeerInfo struct {
 	LastSeen   time.Time
 	Seeder     bool
 	Origin     bool
+	Booted     bool
 }
 
 // Swarm returns the counts of ih's live peers (zero for an unknown torrent).
@@ -182,6 +229,7 @@ func (t *Tracker) Peers(ih [20]byte) []PeerInfo {
 			LastSeen:   p.lastSeen,
 			Seeder:     p.seeder,
 			Origin:     p.origin,
+			Booted:     p.booted,
 		})
 	}
 	t.mu.Unlock()
