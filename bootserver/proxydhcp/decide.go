@@ -48,6 +48,9 @@ type Env struct {
 	// BootFiles maps firmware to the TFTP name of the iPXE binary for it.
 	// A firmware missing here gets no answer.
 	BootFiles map[Firmware]string
+	// BinaryURL, if set, is the HTTP URL of an iPXE binary named in
+	// BootFiles, handed to UEFI HTTP boot clients; nil answers none.
+	BinaryURL func(name string) string
 }
 
 // Ignore is the reason a request gets no reply. Code is short and stable
@@ -94,8 +97,8 @@ func Decide(req *dhcpv4.DHCPv4, port int, env Env) (Decision, error) {
 		return Decision{}, ignore("not-ethernet", "hardware type %v, address length %d", req.HWType, len(req.ClientHWAddr))
 	}
 	mac := req.ClientHWAddr
-	if !strings.HasPrefix(req.ClassIdentifier(), "PXEClient") {
-		return Decision{}, ignore("not-pxe", "vendor class %q is not PXEClient", req.ClassIdentifier())
+	if !IsBootClient(req) {
+		return Decision{}, ignore("not-pxe", "vendor class %q is neither PXEClient nor HTTPClient", req.ClassIdentifier())
 	}
 	var replyType dhcpv4.MessageType
 	switch mt := req.MessageType(); {
@@ -116,28 +119,29 @@ func Decide(req *dhcpv4.DHCPv4, port int, env Env) (Decision, error) {
 	if !env.Boots(mac) {
 		return Decision{}, ignore("unknown-mac", "the inventory does not boot %s", mac)
 	}
-	fw, err := firmware(req)
+	boot, err := BootFile(req, env)
 	if err != nil {
 		return Decision{}, err
 	}
-	var file string
-	if fw == FirmwareIPXE {
-		file = env.ScriptURL(mac)
-	} else if file = env.BootFiles[fw]; file == "" {
-		return Decision{}, ignore("no-binary", "no iPXE binary for %s firmware in ipxe_dir", fw)
+	if boot.Class == ClassHTTP && port != PortDHCP {
+		// UEFI HTTP boot has no boot server discovery (port 4011).
+		return Decision{}, ignore("message-type", "HTTP boot client on port %d", port)
 	}
-	reply := newReply(req,
+	mods := []dhcpv4.Modifier{
 		dhcpv4.WithMessageType(replyType),
 		dhcpv4.WithYourIP(net.IPv4zero),
 		dhcpv4.WithClientIP(req.ClientIPAddr),
 		dhcpv4.WithServerIP(env.ServerIP),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(env.ServerIP)),
-		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
-		dhcpv4.WithGeneric(dhcpv4.OptionVendorSpecificInformation, bootOptions),
-		dhcpv4.WithOptionCopied(req, dhcpv4.OptionClientMachineIdentifier),
-	)
-	reply.BootFileName = file
-	return Decision{Reply: reply, Firmware: fw, BootFile: file}, nil
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(boot.Class)),
+	}
+	if boot.Class == ClassPXE {
+		mods = append(mods, dhcpv4.WithGeneric(dhcpv4.OptionVendorSpecificInformation, bootOptions))
+	}
+	mods = append(mods, dhcpv4.WithOptionCopied(req, dhcpv4.OptionClientMachineIdentifier))
+	reply := newReply(req, mods...)
+	reply.BootFileName = boot.File
+	return Decision{Reply: reply, Firmware: boot.Firmware, BootFile: boot.File}, nil
 }
 
 // newReply is dhcpv4.NewReplyFromRequest without its first step: that
@@ -190,6 +194,11 @@ func firmware(req *dhcpv4.DHCPv4) (Firmware, error) {
 	}
 	if len(archs) == 0 {
 		return FirmwareBIOS, nil
+	}
+	// HTTP boot architectures count only with the HTTPClient class: a
+	// PXEClient naming one asks for something it cannot boot.
+	if fw, ok := httpArch[archs[0]]; ok && strings.HasPrefix(req.ClassIdentifier(), ClassHTTP) {
+		return fw, nil
 	}
 	switch archs[0] {
 	case iana.INTEL_X86PC:

@@ -3,6 +3,7 @@ package proxydhcp
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,6 +32,16 @@ func testEnv(withARM64 bool) Env {
 		Boots:     func(mac net.HardwareAddr) bool { return bytes.Equal(mac, knownMAC) },
 		ScriptURL: func(mac net.HardwareAddr) string { return "http://10.99.0.1:8080/boot/" + mac.String() + ".ipxe" },
 		BootFiles: files,
+		BinaryURL: func(name string) string { return "http://10.99.0.1:8080/ipxe/" + name },
+	}
+}
+
+// httpBoot is what UEFI HTTP boot firmware sends (UEFI 2.5, 24.7.2).
+func httpBoot(arch iana.Arch) []dhcpv4.Modifier {
+	return []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(fmt.Sprintf("HTTPClient:Arch:%05d:UNDI:003001", arch))),
+		dhcpv4.WithOption(dhcpv4.OptClientArch(arch)),
+		dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, append([]byte{0}, bytes.Repeat([]byte{0x22}, 16)...)),
 	}
 }
 
@@ -76,6 +87,8 @@ type decideCase struct {
 	wantFile string // "" means no reply
 	wantType dhcpv4.MessageType
 	wantCode string
+	// wantClass is option 60 of the reply; "" means PXEClient.
+	wantClass string
 }
 
 func decideCases() []decideCase {
@@ -97,6 +110,10 @@ func decideCases() []decideCase {
 		{name: "request-no-server-id", port: 67, mods: request(knownMAC, pxe(iana.INTEL_X86PC)...), wantCode: "foreign-request"},
 		{name: "discover-on-4011", port: 4011, mods: discover(knownMAC, pxe(iana.EFI_X86_64)...), wantCode: "message-type"},
 		{name: "efi-http-arch", port: 67, mods: discover(knownMAC, pxe(iana.EFI_X86_64_HTTP)...), wantCode: "unsupported-arch"},
+		{name: "http-x64-discover", port: 67, mods: discover(knownMAC, httpBoot(iana.EFI_X86_64_HTTP)...), wantFile: "http://10.99.0.1:8080/ipxe/ipxe.efi", wantType: dhcpv4.MessageTypeOffer, wantClass: "HTTPClient"},
+		{name: "http-arm64-discover", port: 67, arm64: true, mods: discover(knownMAC, httpBoot(iana.EFI_ARM64_HTTP)...), wantFile: "http://10.99.0.1:8080/ipxe/ipxe-arm64.efi", wantType: dhcpv4.MessageTypeOffer, wantClass: "HTTPClient"},
+		{name: "http-x64-on-4011", port: 4011, mods: request(knownMAC, httpBoot(iana.EFI_X86_64_HTTP)...), wantCode: "message-type"},
+		{name: "http-arm64-no-binary", port: 67, mods: discover(knownMAC, httpBoot(iana.EFI_ARM64_HTTP)...), wantCode: "no-binary"},
 		{name: "reply-packet", port: 67, mods: cat(discover(knownMAC, pxe(iana.INTEL_X86PC)...), dhcpv4.WithReply(mustNewNoT(discover(knownMAC)...))), wantCode: "not-request"},
 	}
 }
@@ -172,8 +189,15 @@ func checkReply(t *testing.T, req, r *dhcpv4.DHCPv4, tc decideCase) {
 	if !r.ServerIPAddr.Equal(serverIP) || !r.ServerIdentifier().Equal(serverIP) {
 		t.Errorf("siaddr %v, option 54 %v; want %v", r.ServerIPAddr, r.ServerIdentifier(), serverIP)
 	}
-	if r.ClassIdentifier() != "PXEClient" {
-		t.Errorf("option 60 %q, want PXEClient", r.ClassIdentifier())
+	wantClass := tc.wantClass
+	if wantClass == "" {
+		wantClass = "PXEClient"
+	}
+	if r.ClassIdentifier() != wantClass {
+		t.Errorf("option 60 %q, want %s", r.ClassIdentifier(), wantClass)
+	}
+	if has := r.Options.Has(dhcpv4.OptionVendorSpecificInformation); has != (wantClass == "PXEClient") {
+		t.Errorf("option 43 present: %v; PXE vendor options go to PXE clients only", has)
 	}
 	if got, want := r.GetOneOption(dhcpv4.OptionClientMachineIdentifier), req.GetOneOption(dhcpv4.OptionClientMachineIdentifier); !bytes.Equal(got, want) {
 		t.Errorf("option 97 %x, want it copied: %x", got, want)
