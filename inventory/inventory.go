@@ -6,6 +6,7 @@ package inventory
 
 import (
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 )
@@ -80,6 +81,8 @@ type Appliance struct {
 	// all take from the appliance: its uplink carries about one copy of
 	// each version however large the rack.
 	SeedRestCopies int
+	// DHCP is proxy (the default) or full DHCP with its address pool.
+	DHCP DHCP
 }
 
 // Profile is one entry of `profiles:`. Exactly one of Kernel (a direct
@@ -111,8 +114,11 @@ type Host struct {
 	MAC     net.HardwareAddr
 	Profile string
 	// BMC is the host's BMC, its profile's bmc fields merged in (nil: none).
-	BMC  *BMC
-	line int
+	BMC *BMC
+	// IP is the host's static address in full DHCP mode (invalid: none).
+	IP     netip.Addr
+	line   int
+	ipLine int
 }
 
 // Lookup returns the host with the given MAC and the profile it boots. A MAC

@@ -177,11 +177,15 @@ func (p *parser) path(s string) string {
 }
 
 var applianceKeys = []string{"interface", "address", "http_port", "data_dir", "ipxe_dir", "node_initrd", "signing_key",
-	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit", "seed_rest_copies"}
+	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit", "seed_rest_copies", "dhcp"}
 
 func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	a.SeedRestCopies = DefaultSeedRestCopies
 	p.mapping(n, "appliance", applianceKeys, func(key string, k, v *yaml.Node) {
+		if key == "dhcp" {
+			p.dhcp(k, v, &a.DHCP)
+			return
+		}
 		s := p.str(v, "appliance."+key)
 		switch key {
 		case "interface":
@@ -338,7 +342,7 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 	inv.Profiles[name] = pr
 }
 
-var hostKeys = []string{"mac", "profile", "bmc"}
+var hostKeys = []string{"mac", "profile", "ip", "bmc"}
 
 func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 	h := &Host{Name: name, line: k.Line}
@@ -356,6 +360,8 @@ func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 			h.MAC = mac
 		case "profile":
 			h.Profile = p.str(v, "profile")
+		case "ip":
+			p.hostIP(h, v)
 		case "bmc":
 			h.BMC = p.bmc(v, "host "+name)
 		}
@@ -398,6 +404,7 @@ func (p *parser) check(inv *Inventory, applianceLine int) {
 	} else if !st.IsDir() {
 		p.errorf(applianceLine, "appliance.ipxe_dir: %s is not a folder", a.IPXEDir)
 	}
+	p.checkDHCP(inv, applianceLine)
 	for _, name := range sortedKeys(inv.Hosts) {
 		h := inv.Hosts[name]
 		if h.Profile != "" && inv.Profiles[h.Profile] == nil {
