@@ -71,6 +71,11 @@ type Appliance struct {
 	BIOSBinary  string
 	UEFIBinary  string
 	ARM64Binary string
+	// Shim and Grub are the signed boot loaders served over TFTP to hosts
+	// with secure_boot: the shim first, as shimx64.efi, which loads the
+	// grub from the same server as grubx64.efi.
+	Shim string
+	Grub string
 	// SeedUploadMbit caps the appliance's BitTorrent upload, in Mbit/s (0:
 	// no cap). Nodes then take more from each other, and the boot traffic
 	// of a rack leaves the appliance's uplink room for everything else.
@@ -99,6 +104,10 @@ type Profile struct {
 	CacheFallback string
 	// BMC holds the bmc fields its hosts inherit (nil: none).
 	BMC *BMC
+	// SecureBoot boots the profile's hosts through the signed chain
+	// (shim, grub, signed kernel) instead of iPXE.
+	SecureBoot bool
+	secureBoot secureBootFlag
 }
 
 // Direct reports whether the profile boots a kernel and initrds directly.
@@ -116,9 +125,12 @@ type Host struct {
 	// BMC is the host's BMC, its profile's bmc fields merged in (nil: none).
 	BMC *BMC
 	// IP is the host's static address in full DHCP mode (invalid: none).
-	IP     netip.Addr
-	line   int
-	ipLine int
+	IP netip.Addr
+	// SecureBoot is the host's secure_boot, else its profile's.
+	SecureBoot bool
+	secureBoot secureBootFlag
+	line       int
+	ipLine     int
 }
 
 // Lookup returns the host with the given MAC and the profile it boots. A MAC
@@ -136,7 +148,7 @@ func (inv *Inventory) Lookup(mac net.HardwareAddr) (h *Host, p *Profile, ok bool
 		return nil, nil, false
 	}
 	name := "unknown-" + strings.ReplaceAll(mac.String(), ":", "")
-	return &Host{Name: name, MAC: mac, Profile: p.Name}, p, true
+	return &Host{Name: name, MAC: mac, Profile: p.Name, SecureBoot: p.SecureBoot}, p, true
 }
 
 // ParseMAC parses a colon- or dash-separated 6-byte MAC address.

@@ -177,7 +177,7 @@ func (p *parser) path(s string) string {
 }
 
 var applianceKeys = []string{"interface", "address", "http_port", "data_dir", "ipxe_dir", "node_initrd", "signing_key",
-	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit", "seed_rest_copies", "dhcp"}
+	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit", "seed_rest_copies", "dhcp", "shim", "grub"}
 
 func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	a.SeedRestCopies = DefaultSeedRestCopies
@@ -218,6 +218,10 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 			a.UEFIBinary = s
 		case "arm64_binary":
 			a.ARM64Binary = s
+		case "shim":
+			a.Shim = p.path(s)
+		case "grub":
+			a.Grub = p.path(s)
 		case "seed_upload_mbit":
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 0 || n > 1000000 {
@@ -259,6 +263,12 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	if a.ARM64Binary == "" {
 		a.ARM64Binary = DefaultARM64Binary
 	}
+	if a.Shim == "" {
+		a.Shim = DefaultShim
+	}
+	if a.Grub == "" {
+		a.Grub = DefaultGrub
+	}
 	for _, b := range []struct{ key, name string }{{"bios_binary", a.BIOSBinary}, {"uefi_binary", a.UEFIBinary}, {"arm64_binary", a.ARM64Binary}} {
 		if filepath.IsAbs(b.name) || strings.Contains(b.name, "..") {
 			p.errorf(n.Line, "appliance.%s %q must be a name inside ipxe_dir", b.key, b.name)
@@ -266,7 +276,7 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	}
 }
 
-var profileKeys = []string{"kernel", "initrd", "cmdline", "image", "cache", "cache_fallback", "bmc"}
+var profileKeys = []string{"kernel", "initrd", "cmdline", "image", "cache", "cache_fallback", "bmc", "secure_boot"}
 
 func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 	pr := &Profile{Name: name}
@@ -294,6 +304,9 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 			}
 		case "bmc":
 			pr.BMC = p.bmc(v, "profile "+name)
+		case "secure_boot":
+			pr.secureBoot = p.secureBoot(v, "profile "+name)
+			pr.SecureBoot = pr.secureBoot.on
 		}
 	})
 	if !validName(name) {
@@ -342,7 +355,7 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 	inv.Profiles[name] = pr
 }
 
-var hostKeys = []string{"mac", "profile", "ip", "bmc"}
+var hostKeys = []string{"mac", "profile", "ip", "bmc", "secure_boot"}
 
 func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 	h := &Host{Name: name, line: k.Line}
@@ -364,6 +377,8 @@ func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 			p.hostIP(h, v)
 		case "bmc":
 			h.BMC = p.bmc(v, "host "+name)
+		case "secure_boot":
+			h.secureBoot = p.secureBoot(v, "host "+name)
 		}
 	})
 	if !validHostname(name) {
@@ -388,6 +403,7 @@ func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 // check validates references between sections, once everything is parsed.
 func (p *parser) check(inv *Inventory, applianceLine int) {
 	a := inv.Appliance
+	p.checkSecureBoot(inv)
 	if applianceLine != 0 && a.Interface == "" {
 		p.errorf(applianceLine, "appliance.interface is required")
 	}
