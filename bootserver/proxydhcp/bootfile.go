@@ -68,6 +68,15 @@ func BootFile(req *dhcpv4.DHCPv4, env Env) (Boot, error) {
 		return Boot{}, ignore("unsupported-arch", "no boot rule for %s firmware", fw)
 	}
 	mac := req.ClientHWAddr
+	if fw == FirmwareEFIx64 && env.SecureBoot != nil && env.SecureBoot(mac) {
+		// Secure Boot firmware runs only signed code: shim (signed by
+		// Microsoft's UEFI CA), which loads the signed grub by TFTP from
+		// the same server. Debian ships no signed iPXE.
+		if env.ShimFile == "" {
+			return Boot{}, ignore("no-binary", "no signed shim for %s firmware of a secure_boot host", fw)
+		}
+		return Boot{Firmware: fw, File: env.ShimFile, Class: ClassPXE}, nil
+	}
 	if rule.binary == "" {
 		return Boot{Firmware: fw, File: env.ScriptURL(mac), Class: ClassPXE}, nil
 	}

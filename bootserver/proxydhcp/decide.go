@@ -51,6 +51,12 @@ type Env struct {
 	// BinaryURL, if set, is the HTTP URL of an iPXE binary named in
 	// BootFiles, handed to UEFI HTTP boot clients; nil answers none.
 	BinaryURL func(name string) string
+	// SecureBoot, if set, reports whether a MAC boots through the signed
+	// Secure Boot chain: its UEFI x64 PXE firmware gets ShimFile, not iPXE.
+	SecureBoot func(mac net.HardwareAddr) bool
+	// ShimFile is the TFTP name of the signed shim ("": not served, and
+	// Secure Boot hosts get no answer).
+	ShimFile string
 }
 
 // Ignore is the reason a request gets no reply. Code is short and stable
