@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./bootsign
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $(FUZZTIME) ./nodeapi
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBootConfig -fuzztime $(FUZZTIME) ./nodeapi
+	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME) ./bootserver/tftpd
 
 # moobi vs dnsmasq (proxy DHCP), tftpd-hpa (TFTP) and nginx (HTTP), a rack
 # fetching an image by BitTorrent vs plain HTTP vs the physical bound, the

@@ -89,6 +89,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.serverIP = ip
 	log := s.Log.With("interface", app.Interface, "address", ip.String())
+	guard, err := s.adminGuard(app)
+	if err != nil {
+		return err
+	}
 
 	dhcp := make([]*proxydhcp.Server, 0, 2)
 	dhcpConns := make([]net.PacketConn, 0, 2)
@@ -139,17 +143,7 @@ func (s *Service) Run(ctx context.Context) error {
 		// quickly, and a LAN tracker can afford it.
 		Interval: 10 * time.Second,
 		Known:    seed.Known,
-		Allowed: func(a netip.Addr) bool {
-			if a.IsLoopback() {
-				return true
-			}
-			for _, n := range nets {
-				if n.Contains(a) {
-					return true
-				}
-			}
-			return false
-		},
+		Allowed:  onNetworks(nets),
 		Origins: func(ap netip.AddrPort) bool {
 			return ap.Port() == uint16(seedPort) && ap.Addr().Unmap() == netip.AddrFrom4([4]byte(ip.To4()))
 		},
@@ -172,7 +166,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, d := range dhcp {
 		d.Observer = obs
 	}
-	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: obs}
+	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: obs, Allowed: onNetworks(nets)}
 	web := &httpd.Server{
 		Inventory:   s.Store.Current,
 		BaseURL:     s.baseURL,
@@ -193,6 +187,7 @@ func (s *Service) Run(ctx context.Context) error {
 		},
 		Dashboard: s.Dashboard,
 	}
+	web.Power, web.Admin = s.powerRunner(), guard.Wrap
 	s.Metrics.SetSwarmSource(func() []metrics.Swarm {
 		views, err := web.Swarms()
 		if err != nil {

@@ -53,7 +53,7 @@ func New() *Metrics {
 			Name: "moobi_dhcp_malformed_total", Help: "Packets on the DHCP ports that did not parse as DHCP.",
 		}, []string{"port"}),
 		tftpTransfers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moobi_tftp_transfers_total", Help: "TFTP read requests, by how they ended (ok, aborted, refused, not-found, failed).",
+			Name: "moobi_tftp_transfers_total", Help: "TFTP read requests, by how they ended (ok, aborted, refused, not-found, failed; outside and busy: dropped unanswered, from outside the boot networks or beyond the transfer limits).",
 		}, []string{"result"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moobi_http_requests_total", Help: "HTTP requests, by route and status code.",

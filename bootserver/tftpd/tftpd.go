@@ -1,22 +1,29 @@
 // Package tftpd is the appliance's read-only TFTP service (RFC 1350, with
-// the blksize and tsize options of RFC 2348/2349). It serves only the small
+// the blksize and tsize options of RFC 2347-2349). It serves only the small
 // files firmware needs before iPXE runs: the iPXE binaries. Everything large
 // goes over HTTP, which is faster and needs no lock-step acknowledgements.
+//
+// TFTP answers over UDP to whatever source address a request claims, so
+// the server bounds what a forged request can make it send: it answers
+// only the boot networks (Server.Allowed), runs at most MaxTransfers
+// transfers at once and MaxPerClient for one address (requests beyond are
+// dropped unanswered), and sends the first packet of a transfer once: it
+// retransmits only to a client that has acknowledged something, which a
+// host forging another's address cannot do. A real client whose first
+// packet was lost sends its request again.
 package tftpd
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
-	"strings"
+	"sync"
 	"time"
-
-	"github.com/pin/tftp/v3"
 
 	"moobi/bootserver/fileroot"
 )
@@ -34,6 +41,24 @@ const (
 	ResultRefused  = Result("refused")
 	ResultNotFound = Result("not-found")
 	ResultFailed   = Result("failed")
+	// ResultOutside is a request from outside the boot networks, and
+	// ResultBusy one beyond MaxTransfers or MaxPerClient: both dropped,
+	// unanswered.
+	ResultOutside = Result("outside")
+	ResultBusy    = Result("busy")
+)
+
+// Defaults for the zero values of Server's bounds.
+const (
+	DefaultTimeout      = 2 * time.Second
+	DefaultRetries      = 5
+	DefaultMaxTransfers = 64
+	// DefaultMaxPerClient leaves room for a client that asks again while
+	// its first request still waits (UEFI's size probe, then the download).
+	DefaultMaxPerClient = 4
+	// DefaultMaxBlockSize fits a block in one Ethernet frame (1500 bytes
+	// less the IPv4, UDP and TFTP headers).
+	DefaultMaxBlockSize = 1468
 )
 
 // Observer is told how each transfer ended.
@@ -48,10 +73,23 @@ type Server struct {
 	// "file not found".
 	Open func(name string) (*os.File, error)
 	Log  *slog.Logger
-	// Observer, if set, is told of every transfer.
+	// Observer, if set, is told of every transfer and every request
+	// dropped.
 	Observer Observer
-	// Timeout is the per-packet retransmission timeout (default 2 s).
+	// Allowed reports whether a request from addr is answered (nil: every
+	// one); the others are dropped, as ResultOutside.
+	Allowed func(addr netip.Addr) bool
+	// Timeout is the per-packet retransmission timeout (default 2 s), and
+	// Retries how many times a packet goes again to a client that has
+	// acknowledged before (default 5).
 	Timeout time.Duration
+	Retries int
+	// MaxTransfers and MaxPerClient bound the transfers running at once, in
+	// all and from one address (defaults 64 and 4).
+	MaxTransfers int
+	MaxPerClient int
+	// MaxBlockSize caps the blksize option (default 1468).
+	MaxBlockSize int
 }
 
 // Listen opens UDP port 69 (or addr) for the server.
@@ -68,25 +106,103 @@ func Listen(addr string) (*net.UDPConn, error) {
 }
 
 // Serve answers requests on conn until ctx ends; then it stops taking new
-// requests and waits for running transfers to end. conn should be a
-// *net.UDPConn: on anything else pin/tftp falls back to 512-byte blocks.
+// requests and waits for running transfers to end. It closes conn.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
-	srv := tftp.NewServer(s.read, nil)
-	timeout := s.Timeout
-	if timeout == 0 {
-		timeout = 2 * time.Second
+	s.defaults()
+	var local net.IP
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
+		local = ua.IP
 	}
-	srv.SetTimeout(timeout)
-	srv.SetRetries(5)
-	srv.SetHook(hook{s})
-	stop := context.AfterFunc(ctx, srv.Shutdown)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	s.Log.Info("TFTP listening", "addr", conn.LocalAddr().String())
-	err := srv.Serve(conn)
-	if ctx.Err() != nil {
-		return nil
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	lim := &limiter{perClient: make(map[netip.Addr]int)}
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("tftp serve: %w", err)
+		}
+		ua, ok := from.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		peer := ua.AddrPort()
+		ip := peer.Addr().Unmap()
+		if s.Allowed != nil && !s.Allowed(ip) {
+			s.Log.Debug("TFTP request dropped: source outside the boot networks", "client", ip.String())
+			s.observe(ip.AsSlice(), "", ResultOutside)
+			continue
+		}
+		req, err := parseRequest(buf[:n])
+		if err != nil {
+			s.Log.Debug("TFTP packet dropped", "client", ip.String(), "err", err)
+			continue
+		}
+		if !lim.take(ip, s.MaxTransfers, s.MaxPerClient) {
+			s.Log.Debug("TFTP request dropped: too many transfers", "client", ip.String(), "filename", req.filename)
+			s.observe(ip.AsSlice(), req.filename, ResultBusy)
+			continue
+		}
+		wg.Go(func() {
+			defer lim.give(ip)
+			s.serveRequest(local, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, peer.Port())), req)
+		})
 	}
-	return fmt.Errorf("tftp serve: %w", err)
+}
+
+func (s *Server) defaults() {
+	if s.Timeout <= 0 {
+		s.Timeout = DefaultTimeout
+	}
+	if s.Retries <= 0 {
+		s.Retries = DefaultRetries
+	}
+	if s.MaxTransfers <= 0 {
+		s.MaxTransfers = DefaultMaxTransfers
+	}
+	if s.MaxPerClient <= 0 {
+		s.MaxPerClient = DefaultMaxPerClient
+	}
+	if s.MaxBlockSize <= 0 {
+		s.MaxBlockSize = DefaultMaxBlockSize
+	}
+}
+
+// limiter counts the transfers running, in all and per address.
+type limiter struct {
+	mu        sync.Mutex
+	total     int
+	perClient map[netip.Addr]int
+}
+
+func (l *limiter) take(ip netip.Addr, total, perClient int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= total || l.perClient[ip] >= perClient {
+		return false
+	}
+	l.total++
+	l.perClient[ip]++
+	return true
+}
+
+func (l *limiter) give(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perClient[ip]--; l.perClient[ip] <= 0 {
+		delete(l.perClient, ip)
+	}
 }
 
 // Messages sent to clients in TFTP error packets: they say what went
@@ -97,72 +213,72 @@ const (
 	msgFailed   = "cannot read file"
 )
 
-// read handles one read request. How it ended is reported by the hook.
-func (s *Server) read(filename string, rf io.ReaderFrom) error {
-	client := rf.(tftp.OutgoingTransfer).RemoteAddr()
-	log := s.Log.With("filename", filename, "client", client.IP.String())
-	f, err := s.Open(filename)
+// serveRequest answers one request from its own socket, and reports how
+// it ended.
+func (s *Server) serveRequest(local net.IP, peer *net.UDPAddr, req *request) {
+	log := s.Log.With("filename", req.filename, "client", peer.IP.String())
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: local})
 	if err != nil {
+		log.Error("TFTP transfer socket", "err", err)
+		s.observe(peer.IP, req.filename, ResultFailed)
+		return
+	}
+	defer conn.Close()
+	t := &transfer{conn: conn, peer: peer, timeout: s.Timeout, retries: s.Retries, buf: make([]byte, 1500)}
+	if req.write {
+		log.Info("TFTP write request refused")
+		t.fail(errCodeAccess, "access violation: this server is read-only")
+		s.observe(peer.IP, req.filename, ResultRefused)
+		return
+	}
+	if req.mode != "octet" {
+		log.Info("TFTP request refused: mode", "mode", clip(req.mode))
+		t.fail(errCodeUndefined, "only octet mode is served")
+		s.observe(peer.IP, req.filename, ResultRefused)
+		return
+	}
+	f, err := s.Open(req.filename)
+	if err != nil {
+		r := ResultFailed
 		switch {
 		case errors.Is(err, fileroot.ErrBadName):
 			log.Warn("TFTP request refused", "err", err)
-			return errors.New(msgRefused)
+			t.fail(errCodeAccess, msgRefused)
+			r = ResultRefused
 		case errors.Is(err, fs.ErrNotExist):
 			log.Info("TFTP file not found")
-			return errors.New(msgNotFound)
+			t.fail(errCodeNotFound, msgNotFound)
+			r = ResultNotFound
+		default:
+			log.Error("TFTP open failed", "err", err)
+			t.fail(errCodeUndefined, msgFailed)
 		}
-		log.Error("TFTP open failed", "err", err)
-		return errors.New(msgFailed)
+		s.observe(peer.IP, req.filename, r)
+		return
 	}
 	defer f.Close()
 	start := time.Now()
-	// *os.File is an io.Seeker, so pin/tftp answers tsize by itself.
-	n, err := rf.ReadFrom(f)
-	if err != nil {
-		return err
+	n, err := t.send(req, f, s.MaxBlockSize)
+	var ce *clientError
+	switch {
+	case err == nil:
+		log.Info("TFTP transfer done", "bytes", n, "duration", time.Since(start).Round(time.Millisecond))
+		s.observe(peer.IP, req.filename, ResultOK)
+	case errors.As(err, &ce) && ce.code == errCodeOptions:
+		log.Debug("TFTP transfer aborted by the client (size probe)", "err", err)
+		s.observe(peer.IP, req.filename, ResultAborted)
+	case errors.Is(err, errNoAnswer) && !t.proven:
+		// Nothing came back: a client that asks again, or a forged source.
+		log.Debug("TFTP transfer unanswered", "bytes_sent", t.sent)
+		s.observe(peer.IP, req.filename, ResultFailed)
+	default:
+		log.Warn("TFTP transfer failed", "bytes", n, "err", err)
+		s.observe(peer.IP, req.filename, ResultFailed)
 	}
-	log.Info("TFTP transfer done", "bytes", n, "duration", time.Since(start).Round(time.Millisecond))
-	return nil
 }
 
 func (s *Server) observe(ip net.IP, file string, r Result) {
 	if s.Observer != nil {
 		s.Observer.TFTPTransfer(ip, file, r)
 	}
-}
-
-// classify tells how a failed transfer ended from its error.
-func classify(err error) Result {
-	msg := err.Error()
-	switch {
-	case msg == msgRefused:
-		return ResultRefused
-	case msg == msgNotFound:
-		return ResultNotFound
-	case strings.Contains(msg, "code=8"):
-		return ResultAborted
-	}
-	return ResultFailed
-}
-
-type hook struct{ s *Server }
-
-func (h hook) OnSuccess(st tftp.TransferStats) {
-	h.s.observe(st.RemoteAddr, st.Filename, ResultOK)
-}
-
-func (h hook) OnFailure(st tftp.TransferStats, err error) {
-	if st.Filename == "" {
-		// Not a transfer: a malformed or unexpected packet on the main port.
-		h.s.Log.Debug("TFTP packet dropped", "err", err)
-		return
-	}
-	r := classify(err)
-	switch r {
-	case ResultAborted:
-		h.s.Log.Debug("TFTP transfer aborted by the client (size probe)", "filename", st.Filename, "client", st.RemoteAddr.String(), "err", err)
-	case ResultFailed:
-		h.s.Log.Warn("TFTP transfer failed", "filename", st.Filename, "client", st.RemoteAddr.String(), "err", err)
-	}
-	h.s.observe(st.RemoteAddr, st.Filename, r)
 }

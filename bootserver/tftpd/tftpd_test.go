@@ -41,6 +41,12 @@ func (r *recorder) get(file string) []Result {
 // port and returns its address.
 func start(t *testing.T) (addr string, ipxe []byte, rec *recorder) {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith is start with the Server changed by mod first.
+func startWith(t *testing.T, mod func(*Server)) (addr string, ipxe []byte, rec *recorder) {
+	t.Helper()
 	base := t.TempDir()
 	ipxeDir, tftpDir, outside := filepath.Join(base, "ipxe"), filepath.Join(base, "tftp"), filepath.Join(base, "outside")
 	for _, d := range []string{ipxeDir, tftpDir, outside} {
@@ -65,6 +71,9 @@ func start(t *testing.T) (addr string, ipxe []byte, rec *recorder) {
 		Open:     fileroot.Roots{ipxeDir, tftpDir}.Open,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Observer: rec,
+	}
+	if mod != nil {
+		mod(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
