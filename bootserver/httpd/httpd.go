@@ -13,10 +13,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"moobi/boottoken"
 	"moobi/images/catalog"
 	"moobi/inventory"
 	"moobi/nodeapi"
@@ -59,15 +57,8 @@ type Server struct {
 	SwarmCounts func(infohash [20]byte) (seeders, leechers int)
 	// Dashboard, if set, is served at / (and below /ui/).
 	Dashboard http.Handler
-	// Power, if set, serves /v1/power behind Admin, which must then be set:
-	// it wraps handlers that need the admin token (adminauth.Guard.Wrap).
-	Power PowerRunner
-	Admin func(http.Handler) http.Handler
 
-	limits       nodeLimits // per node, for per-host endpoints
-	scriptLimits nodeLimits // per address, for boot scripts
-	tokensOnce   sync.Once
-	tokens       *boottoken.Tokens // see bootTokens
+	limits nodeLimits
 	// closing is closed when the server starts draining: live streams end.
 	closing chan struct{}
 }
@@ -90,15 +81,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/nodes/{mac}", s.getNode)
 	mux.HandleFunc("GET /v1/nodes/{mac}/boot", s.bootConfig)
 	mux.HandleFunc("POST /v1/nodes/{mac}/events", s.postEvent)
-	mux.HandleFunc("GET /v1/nodes/{mac}/overlay", s.nodeOverlay)
 	mux.HandleFunc("GET /v1/swarm", s.listSwarms)
 	mux.HandleFunc("GET /v1/stream", s.stream)
 	if s.Dashboard != nil {
 		mux.Handle("GET /{$}", s.Dashboard)
 		mux.Handle("GET /ui/", s.Dashboard)
-	}
-	if s.Power != nil {
-		s.powerRoutes(mux)
 	}
 	if s.Tracker != nil {
 		mux.Handle("GET /announce", s.Tracker)
@@ -167,20 +154,10 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if !s.scriptLimits.allow(ip, ScriptRequestsPerSecond, ScriptRequestBurst) {
-		s.Log.Warn("boot script refused: rate limit", "mac", h.MAC.String(), "client", ip)
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "too many requests", http.StatusTooManyRequests)
-		return
-	}
-	// Each script carries a fresh boot token (see boottoken): the node
-	// presents it with its boot config and event requests.
-	token := s.bootTokens().Issue(h.MAC)
 	// Rendered into a buffer first: a client never gets half a script.
 	var body []byte
 	if p.Direct() {
-		body, err = Script(h, p, s.BaseURL(), token)
+		body, err = Script(h, p, s.BaseURL())
 	} else {
 		m, merr := s.manifestFor(p, "")
 		if merr != nil {
@@ -188,13 +165,14 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
-		body, err = ImageScript(h, p, m, s.BaseURL(), token)
+		body, err = ImageScript(h, p, m, s.BaseURL())
 	}
 	if err != nil {
 		s.Log.Error("render boot script", "mac", h.MAC.String(), "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	s.Nodes.Seen(h.MAC, h.Name, nodeapi.StateFirmware, "iPXE fetched its boot script", ip)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
