@@ -104,6 +104,8 @@ type Profile struct {
 	CacheFallback string
 	// BMC holds the bmc fields its hosts inherit (nil: none).
 	BMC *BMC
+	// Identity is what the profile's hosts get on their writable root.
+	Identity
 	// SecureBoot boots the profile's hosts through the signed chain
 	// (shim, grub, signed kernel) instead of iPXE.
 	SecureBoot bool
@@ -124,6 +126,9 @@ type Host struct {
 	Profile string
 	// BMC is the host's BMC, its profile's bmc fields merged in (nil: none).
 	BMC *BMC
+	// Identity is the host's own overlay, vars and keys (its profile's are
+	// in the Profile; Merged combines them).
+	Identity
 	// IP is the host's static address in full DHCP mode (invalid: none).
 	IP netip.Addr
 	// SecureBoot is the host's secure_boot, else its profile's.

@@ -276,7 +276,7 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	}
 }
 
-var profileKeys = []string{"kernel", "initrd", "cmdline", "image", "cache", "cache_fallback", "bmc", "secure_boot"}
+var profileKeys = []string{"kernel", "initrd", "cmdline", "image", "cache", "cache_fallback", "bmc", "overlay", "vars", "authorized_keys", "secure_boot"}
 
 func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 	pr := &Profile{Name: name}
@@ -307,6 +307,8 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 		case "secure_boot":
 			pr.secureBoot = p.secureBoot(v, "profile "+name)
 			pr.SecureBoot = pr.secureBoot.on
+		case "overlay", "vars", "authorized_keys":
+			p.identity(key, v, &pr.Identity, "profile "+name)
 		}
 	})
 	if !validName(name) {
@@ -355,7 +357,7 @@ func (p *parser) profile(inv *Inventory, name string, k, n *yaml.Node) {
 	inv.Profiles[name] = pr
 }
 
-var hostKeys = []string{"mac", "profile", "ip", "bmc", "secure_boot"}
+var hostKeys = []string{"mac", "profile", "ip", "bmc", "overlay", "vars", "authorized_keys", "secure_boot"}
 
 func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 	h := &Host{Name: name, line: k.Line}
@@ -379,6 +381,8 @@ func (p *parser) host(inv *Inventory, name string, k, n *yaml.Node) {
 			h.BMC = p.bmc(v, "host "+name)
 		case "secure_boot":
 			h.secureBoot = p.secureBoot(v, "host "+name)
+		case "overlay", "vars", "authorized_keys":
+			p.identity(key, v, &h.Identity, "host "+name)
 		}
 	})
 	if !validHostname(name) {
@@ -428,6 +432,7 @@ func (p *parser) check(inv *Inventory, applianceLine int) {
 		}
 		p.checkHostBMC(inv, h)
 	}
+	p.checkOverlays(inv)
 }
 
 func describeStatErr(path string, err error) string {

@@ -38,7 +38,8 @@ type cacheChoice struct {
 }
 
 // decideCache picks the image's cache from the boot config and what the
-// node found: the cache device if it is there and holds the image; else,
+// node found: the cache device if it is there and holds the image and,
+// at its end, the node's state area (StateAreaSize); else,
 // with cache_fallback: ram (or without a cache device), RAM if the tmpfs
 // has room for the image and ramOverlayMargin. Every refusal names the
 // device or the tmpfs, and both figures.
@@ -58,8 +59,8 @@ func decideCache(cfg nodeapi.BootConfig, dir string, pr cacheProbe) (cacheChoice
 	switch {
 	case pr.DevErr != nil:
 		devErr = fmt.Errorf("cache device %s: %w", cfg.Cache, pr.DevErr)
-	case pr.DevSize < cfg.Size:
-		devErr = fmt.Errorf("cache device %s holds %d bytes, the image needs %d", cfg.Cache, pr.DevSize, cfg.Size)
+	case pr.DevSize-StateAreaSize < cfg.Size:
+		devErr = fmt.Errorf("cache device %s holds %d bytes, the image needs %d and the node's state area %d", cfg.Cache, pr.DevSize, cfg.Size, StateAreaSize)
 	default:
 		return cacheChoice{Path: cfg.Cache}, nil
 	}
