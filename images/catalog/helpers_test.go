@@ -158,7 +158,7 @@ func makeModTree(t testing.TB, dir, release string, mods []fakeMod, withDep bool
 		for _, d := range m.deps {
 			names = append(names, strings.TrimSuffix(filepath.Base(d), moduleExt(d)))
 		}
-		b := fakeELF(t, "name="+moduleName(m.rel)+"\x00depends="+strings.Join(names, ",")+"\x00license=GPL\x00")
+		b := fakeELF(t, "name="+moduleName(m.rel)+"\x00depends="+strings.Join(names, ",")+"\x00alias=test:"+moduleName(m.rel)+"\x00license=GPL\x00")
 		switch moduleExt(m.rel) {
 		case ".ko.gz":
 			var zb bytes.Buffer

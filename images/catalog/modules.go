@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -67,11 +69,15 @@ func isBootModule(rel string) bool {
 // lib/modules/RELEASE/, folders included. It returns the number of modules
 // packed. The archive is deterministic (sorted entries, mtime 0, uid/gid 0).
 //
-// Dependencies come from modules.dep. Without modules.dep they are read from
-// the "depends=" field of each module's .modinfo ELF section; if a module
-// needed for that is compressed in a way the standard library cannot read (xz,
-// zstd), the whole tree is packed instead, since its dependencies cannot be
-// known. Nothing external is ever run. Soft dependencies are not followed.
+// Dependencies come from modules.dep. Without modules.dep (a kernel package
+// unpacked with dpkg -x: its postinst runs depmod) they are read from the
+// "depends=" field of each module's .modinfo ELF section, and a modules.dep
+// for the packed modules is generated and packed (nodes read it), in
+// depmod's format; so is a modules.alias (from the "alias=" fields) if the
+// tree has none. If a module needed for that is compressed in a way the
+// standard library cannot read (xz, zstd), PackModules fails: run depmod on
+// the tree first. Nothing external is ever run. Soft dependencies are not
+// followed.
 func PackModules(ctx context.Context, w io.Writer, dir string) (int, error) {
 	dir = filepath.Clean(dir)
 	release := filepath.Base(dir)
@@ -83,6 +89,7 @@ func PackModules(ctx context.Context, w io.Writer, dir string) (int, error) {
 		return 0, err
 	}
 	var deps func(rel string) ([]string, bool, error)
+	var infos map[string]*modinfo // without modules.dep: what .modinfo said, per module
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	switch {
 	case err == nil:
@@ -93,7 +100,15 @@ func PackModules(ctx context.Context, w io.Writer, dir string) (int, error) {
 		}
 		deps = func(rel string) ([]string, bool, error) { return dep[rel], true, nil }
 	case errors.Is(err, fs.ErrNotExist):
-		deps = modinfoResolver(dir, mods)
+		infos = map[string]*modinfo{}
+		resolve := modinfoResolver(dir, mods, infos)
+		deps = func(rel string) ([]string, bool, error) {
+			ds, ok, err := resolve(rel)
+			if err == nil && !ok {
+				err = fmt.Errorf("no modules.dep, and the dependencies of %s cannot be read (compressed): run depmod -b ROOT %s first", rel, release)
+			}
+			return ds, true, err
+		}
 	default:
 		return 0, err
 	}
@@ -102,7 +117,14 @@ func PackModules(ctx context.Context, w io.Writer, dir string) (int, error) {
 		return 0, fmt.Errorf("module tree %s: %w", dir, err)
 	}
 	files := append(selected, meta...)
-	if err := writeModulesCpio(ctx, w, dir, "lib/modules/"+release, files); err != nil {
+	var generated map[string][]byte
+	if infos != nil {
+		generated = map[string][]byte{"modules.dep": modulesDep(selected, infos)}
+		if !slices.Contains(meta, "modules.alias") {
+			generated["modules.alias"] = modulesAlias(selected, infos)
+		}
+	}
+	if err := writeModulesCpio(ctx, w, dir, "lib/modules/"+release, files, generated); err != nil {
 		return 0, err
 	}
 	return len(selected), nil
@@ -220,12 +242,16 @@ func closure(mods map[string]bool, deps func(string) ([]string, bool, error)) ([
 	return out, nil
 }
 
-// writeModulesCpio writes files (relative to dir) as a gzip'd cpio under
-// prefix, with their folders, in sorted order.
-func writeModulesCpio(ctx context.Context, w io.Writer, dir, prefix string, files []string) error {
+// writeModulesCpio writes files (relative to dir) and generated (relative
+// name -> content) as a gzip'd cpio under prefix, with their folders, in
+// sorted order.
+func writeModulesCpio(ctx context.Context, w io.Writer, dir, prefix string, files []string, generated map[string][]byte) error {
 	entries := map[string]bool{} // path -> is a folder
 	for p := prefix; p != "."; p = path.Dir(p) {
 		entries[p] = true
+	}
+	for f := range generated {
+		files = append(files, f)
 	}
 	for _, f := range files {
 		entries[prefix+"/"+f] = false
@@ -248,6 +274,8 @@ func writeModulesCpio(ctx context.Context, w io.Writer, dir, prefix string, file
 		var err error
 		if entries[n] {
 			err = cw.Dir(n)
+		} else if b, ok := generated[strings.TrimPrefix(n, prefix+"/")]; ok {
+			err = cw.File(n, int64(len(b)), bytes.NewReader(b))
 		} else {
 			err = addFile(cw, n, filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(n, prefix+"/"))))
 		}
