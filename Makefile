@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $(FUZZTIME) ./nodeapi
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBootConfig -fuzztime $(FUZZTIME) ./nodeapi
 	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME) ./bootserver/tftpd
+	$(GO) test -run '^$$' -fuzz FuzzClipText -fuzztime $(FUZZTIME) ./nodes
 
 # moobi vs dnsmasq (proxy DHCP), tftpd-hpa (TFTP) and nginx (HTTP), a rack
 # fetching an image by BitTorrent vs plain HTTP vs the physical bound, the

@@ -354,10 +354,9 @@ func (r *Registry) closePhase(n *Node, now time.Time) {
 }
 
 func (n *Node) log(e Entry) {
-	if len(n.Events) == MaxEvents {
-		n.Events = append(n.Events[:0], n.Events[1:]...)
-	}
+	e.Message, e.Reason = clipText(e.Message, MaxTextBytes), clipText(e.Reason, MaxTextBytes)
 	n.Events = append(n.Events, e)
+	n.trimLog()
 }
 
 // Seen records what a boot service saw of a node: a state and a short
@@ -401,6 +400,7 @@ func (r *Registry) SeenAt(addr, state, what string) bool {
 func (r *Registry) seen(e *entry, state, what, addr string) {
 	now := r.now()
 	n := &e.Node
+	what = clipText(what, MaxTextBytes)
 	changed := r.enter(n, state, now)
 	if changed || n.LastEvent != what {
 		n.log(Entry{Time: now, Source: "appliance", State: state, Message: what})
@@ -423,6 +423,9 @@ func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, ad
 	now := r.now()
 	ent := r.node(mac, name)
 	n := &ent.Node
+	for _, f := range []*string{&e.Message, &e.Reason, &e.Image, &e.Version} {
+		*f = clipText(*f, MaxTextBytes)
+	}
 	changed := r.enter(n, e.State, now)
 	msg := e.Message
 	if msg == "" {

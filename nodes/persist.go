@@ -29,6 +29,7 @@ type saveState struct {
 	// they changed since.
 	written string
 	stale   bool
+	size    int // bytes of nodes
 }
 
 // saveBatch is how many nodes Save copies per hold of the registry lock,
@@ -83,13 +84,18 @@ func (r *Registry) Save(path string) error {
 	}
 	for i, c := range copies {
 		if c == nil {
-			if _, ok := sv.nodes[macs[i]]; ok {
+			if old, ok := sv.nodes[macs[i]]; ok {
+				sv.size -= len(old)
 				delete(sv.nodes, macs[i])
 				sv.stale = true
 			}
 			continue
 		}
 		b, err := json.Marshal(c)
+		if err == nil && sv.size-len(sv.nodes[macs[i]])+len(b) > MaxFileBytes {
+			c.Events = nil // the file is full: the node's state only
+			b, err = json.Marshal(c)
+		}
 		if err != nil {
 			// Look at these again next time.
 			r.mu.Lock()
@@ -99,6 +105,7 @@ func (r *Registry) Save(path string) error {
 			r.mu.Unlock()
 			return fmt.Errorf("save node states: node %s: %w", c.MAC, err)
 		}
+		sv.size += len(b) - len(sv.nodes[macs[i]])
 		sv.nodes[macs[i]] = b
 		sv.stale = true
 	}
@@ -204,9 +211,7 @@ func (r *Registry) Load(path string) error {
 		if len(n.Phases) > MaxPhases {
 			n.Phases = n.Phases[len(n.Phases)-MaxPhases:]
 		}
-		if len(n.Events) > MaxEvents {
-			n.Events = n.Events[len(n.Events)-MaxEvents:]
-		}
+		n.trimLog()
 		if old := r.nodes[n.MAC]; old != nil {
 			removeFrom(&r.order[old.rank()], old)
 			r.unindex(old)
