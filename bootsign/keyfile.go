@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -134,9 +135,23 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 	return nil, fmt.Errorf("PEM block of type %q, want %q or %q", typ, pemPublic, pemPrivate)
 }
 
-// LoadPrivateKey reads the private key file at path.
+// LoadPrivateKey reads the private key file at path. It refuses a file
+// that group or others may read or write: whoever reads the key can sign
+// boot configs.
 func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	if err := checkPrivateMode(path, st.Mode()); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
@@ -145,6 +160,15 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("signing key %s: %w", path, err)
 	}
 	return key, nil
+}
+
+// checkPrivateMode refuses a private key file whose mode lets group or
+// others at it.
+func checkPrivateMode(path string, mode fs.FileMode) error {
+	if perm := mode.Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("signing key %s has mode %04o: group and others may read it, and whoever reads it can sign boot configs; run chmod 600 %s", path, perm, path)
+	}
+	return nil
 }
 
 // LoadPublicKey reads the public key file at path; a private key file is
