@@ -38,6 +38,8 @@ commands:
   status   --server URL          the nodes and their boot state
   initrd build (--config hosts.yaml | --out FILE --key KEYFILE | --out FILE --base-only) [--base FILE] [--src DIR]
                                  build the node initramfs, carrying the boot signing public key
+  power status|on|off|cycle|pxe [--server URL] [--token-file FILE] [--config hosts.yaml] TARGET...
+                                 drive the targets' BMCs through the appliance (TARGET: host, glob, profile:NAME, all)
   version                        print the version
 `
 
@@ -63,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return initrd(args[1:], stdout, stderr)
 	case "status":
 		return status(args[1:], stdout, stderr)
+	case "power":
+		return powerCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "moobi", version)
 		return 0

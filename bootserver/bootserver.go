@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"moobi/bootserver/fileroot"
+	"moobi/bootserver/fulldhcp"
 	"moobi/bootserver/httpd"
 	"moobi/bootserver/proxydhcp"
 	"moobi/bootserver/tftpd"
@@ -96,7 +97,19 @@ func (s *Service) Run(ctx context.Context) error {
 
 	dhcp := make([]*proxydhcp.Server, 0, 2)
 	dhcpConns := make([]net.PacketConn, 0, 2)
+	// Full DHCP mode answers boot clients itself, on port 67: no proxy.
+	var full *fulldhcp.Server
+	if app.DHCP.Full() {
+		srv, conn, err := s.listenFullDHCP(ctx, app)
+		if err != nil {
+			return err
+		}
+		full, dhcpConns = srv, append(dhcpConns, conn)
+	}
 	for _, port := range []int{proxydhcp.PortDHCP, proxydhcp.PortPXE} {
+		if full != nil {
+			break
+		}
 		srv := &proxydhcp.Server{Interface: app.Interface, Port: port, Env: s.dhcpEnv, Log: s.Log, Observer: s.Metrics}
 		conn, err := srv.Listen()
 		if err != nil {
@@ -166,6 +179,9 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, d := range dhcp {
 		d.Observer = obs
 	}
+	if full != nil {
+		full.Observer = obs
+	}
 	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: obs, Allowed: onNetworks(nets)}
 	web := &httpd.Server{
 		Inventory:   s.Store.Current,
@@ -203,6 +219,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for i := range dhcp {
 		g.Go(func() error { return dhcp[i].Serve(ctx, dhcpConns[i]) })
+	}
+	if full != nil {
+		g.Go(func() error { return full.Serve(ctx, dhcpConns[0]) })
 	}
 	g.Go(func() error { return tftp.Serve(ctx, tftpConn) })
 	g.Go(func() error { return web.Serve(ctx, httpLn) })
@@ -290,6 +309,7 @@ func (s *Service) dhcpEnv() proxydhcp.Env {
 		},
 		ScriptURL: func(mac net.HardwareAddr) string { return httpd.ScriptURL(base, mac) },
 		BootFiles: files,
+		BinaryURL: func(name string) string { return base + httpd.IPXEPath(name) },
 	}
 	s.env.Store(&envEntry{inv: inv, env: env})
 	return env

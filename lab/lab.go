@@ -54,6 +54,10 @@ type Options struct {
 	Dir string
 	// Log, if set, receives one line per command the lab runs.
 	Log io.Writer
+	// NoSiteDHCP leaves the site DHCP server off: a bare boot VLAN, where
+	// the appliance runs in full DHCP mode (the site namespace and its
+	// veth still exist).
+	NoSiteDHCP bool
 }
 
 // Lab is a running lab. Create it with New and always Close it.
@@ -101,6 +105,9 @@ func New(ctx context.Context, opt Options) (_ *Lab, err error) {
 	}()
 	if err := l.setupNetwork(ctx); err != nil {
 		return nil, fmt.Errorf("lab: network setup: %w", err)
+	}
+	if opt.NoSiteDHCP {
+		return l, nil
 	}
 	if err := l.startSite(ctx); err != nil {
 		return nil, fmt.Errorf("lab: site DHCP server: %w", err)

@@ -67,8 +67,15 @@ func (w testWriter) Write(b []byte) (int, error) {
 // ends; if the test failed, the site DHCP server's log is shown first.
 func NewForTest(t testing.TB, ctx context.Context) *Lab {
 	t.Helper()
+	return NewForTestWith(t, ctx, Options{})
+}
+
+// NewForTestWith is NewForTest with options (Dir and Log are the test's).
+func NewForTestWith(t testing.TB, ctx context.Context, opt Options) *Lab {
+	t.Helper()
 	start := time.Now()
-	l, err := New(ctx, Options{Dir: t.TempDir(), Log: testWriter{t}})
+	opt.Dir, opt.Log = t.TempDir(), testWriter{t}
+	l, err := New(ctx, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

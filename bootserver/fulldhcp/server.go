@@ -204,7 +204,10 @@ func (s *Server) send(ctx context.Context, conn net.PacketConn, req *dhcpv4.DHCP
 			slog.String("reply", d.Reply.MessageType().String()), slog.String("addr", d.Reply.YourIPAddr.String()),
 			slog.String("firmware", string(d.Boot.Firmware)), slog.String("bootfile", d.Boot.File), slog.Any("to", dst))
 	}
-	if s.Observer != nil {
+	if ao, ok := s.Observer.(proxydhcp.AddressObserver); ok && d.Change.Kind == ChangeBind {
+		ao.DHCPAddress(req.ClientHWAddr, d.Change.Addr)
+	}
+	if s.Observer != nil && d.Boot.File != "" {
 		s.Observer.DHCPReply(req.ClientHWAddr, proxydhcp.Decision{Reply: d.Reply, Firmware: d.Boot.Firmware, BootFile: d.Boot.File}, proxydhcp.PortDHCP)
 	}
 }

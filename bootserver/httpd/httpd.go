@@ -57,6 +57,10 @@ type Server struct {
 	SwarmCounts func(infohash [20]byte) (seeders, leechers int)
 	// Dashboard, if set, is served at / (and below /ui/).
 	Dashboard http.Handler
+	// Power, if set, serves /v1/power behind Admin, which must then be set:
+	// it wraps handlers that need the admin token (adminauth.Guard.Wrap).
+	Power PowerRunner
+	Admin func(http.Handler) http.Handler
 
 	limits nodeLimits
 	// closing is closed when the server starts draining: live streams end.
@@ -86,6 +90,9 @@ func (s *Server) Handler() http.Handler {
 	if s.Dashboard != nil {
 		mux.Handle("GET /{$}", s.Dashboard)
 		mux.Handle("GET /ui/", s.Dashboard)
+	}
+	if s.Power != nil {
+		s.powerRoutes(mux)
 	}
 	if s.Tracker != nil {
 		mux.Handle("GET /announce", s.Tracker)

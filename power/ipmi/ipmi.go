@@ -40,7 +40,10 @@ func (c *Controller) session(ctx context.Context, fn func(*client.Client) error)
 	if timeout == 0 {
 		timeout = 2 * time.Second
 	}
-	cl = cl.WithTimeout(timeout).WithRetry(2)
+	// Suite 17 (HMAC-SHA256, AES) first, then 3 (HMAC-SHA1, AES), the
+	// suite nearly every BMC has. Naming them skips Get Channel Cipher
+	// Suites, which some BMCs (ipmi_sim) never answer: 6 s lost per call.
+	cl = cl.WithTimeout(timeout).WithRetry(2).WithCipherSuiteID(types.CipherSuiteID17, types.CipherSuiteID3)
 	if err := cl.Connect(ctx); err != nil {
 		return fmt.Errorf("IPMI %s:%d: open session as %q: %w", c.Host, c.Port, c.User, classify(err))
 	}
@@ -55,9 +58,12 @@ func (c *Controller) session(ctx context.Context, fn func(*client.Client) error)
 func classify(err error) error {
 	msg := strings.ToLower(err.Error())
 	switch {
-	case errors.Is(err, client.ErrRAKPAuthentication),
-		strings.Contains(msg, "unauthorized name"), strings.Contains(msg, "invalid integrity check"),
-		strings.Contains(msg, "rakp"), strings.Contains(msg, "unauthorized role"):
+	case errors.Is(err, client.ErrRAKPAuthentication), strings.Contains(msg, "rakp authentication failed"):
+		// The library's message lists every cipher suite tried: the
+		// cause is enough.
+		return fmt.Errorf("%w (RAKP authentication code mismatch: a wrong password)", power.ErrAuth)
+	case strings.Contains(msg, "unauthorized name"), strings.Contains(msg, "invalid integrity check"),
+		strings.Contains(msg, "unauthorized role"):
 		return fmt.Errorf("%w: %v", power.ErrAuth, err)
 	case strings.Contains(msg, "timeout"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "deadline exceeded"),
 		strings.Contains(msg, "connection refused"):
@@ -125,13 +131,9 @@ func cycle(ctx context.Context, cl *client.Client) error {
 // PXE", valid for the next boot only, then cycles the host.
 func (c *Controller) PXE(ctx context.Context) error {
 	return c.session(ctx, func(cl *client.Client) error {
-		flags := &types.BootOptionParam_BootFlags{
-			BootFlagsValid:     true,
-			Persist:            false,
-			BIOSBootType:       types.BIOSBootTypeLegacy,
-			BootDeviceSelector: types.BootDeviceSelectorForcePXE,
-		}
-		if err := cl.SetBootParamBootFlags(ctx, flags); err != nil {
+		// Without the set-in-progress dance (parameter 0), which not every
+		// BMC supports; ipmitool's `chassis bootdev pxe` does the same.
+		if err := cl.SetBootDevice(ctx, types.BootDeviceSelectorForcePXE, types.BIOSBootTypeLegacy, false); err != nil {
 			return fmt.Errorf("set boot flags to PXE: %w", err)
 		}
 		return cycle(ctx, cl)
