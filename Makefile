@@ -36,6 +36,8 @@ test: vet build initrd
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./bootserver/proxydhcp
+	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./bootserver/fulldhcp
+	$(GO) test -run '^$$' -fuzz FuzzParseLeases -fuzztime $(FUZZTIME) ./bootserver/fulldhcp
 	$(GO) test -run '^$$' -fuzz FuzzCleanName -fuzztime $(FUZZTIME) ./bootserver/fileroot
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./inventory
 	$(GO) test -run '^$$' -fuzz FuzzParseBMC -fuzztime $(FUZZTIME) ./inventory
