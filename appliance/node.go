@@ -61,6 +61,12 @@ func node(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The appliance answers a node's requests only with the boot token of
+	// a script it fetched, as iPXE would.
+	if o.BootToken, err = fetch.ScriptToken(ctx, o); err != nil {
+		fmt.Fprintf(stderr, "moobi node fetch: %v\n", err)
+		return 1
+	}
 	s, err := fetch.Fetch(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "moobi node fetch: %v\n", err)

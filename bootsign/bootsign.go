@@ -16,6 +16,7 @@ package bootsign
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -77,6 +78,15 @@ func (s *Signer) KeyID() string { return s.id }
 
 // Public is the signer's public key.
 func (s *Signer) Public() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+
+// DeriveKey returns a 32-byte secret for purpose, derived from the signing
+// key (HMAC-SHA256 keyed by its seed): other secrets of the appliance that
+// must survive a restart need no file of their own.
+func (s *Signer) DeriveKey(purpose string) []byte {
+	h := hmac.New(sha256.New, s.key.Seed())
+	h.Write([]byte("moobi derived key\x00" + purpose))
+	return h.Sum(nil)
+}
 
 // Sign signs body and returns the value of the Header that carries the
 // signature.

@@ -148,3 +148,17 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestDeriveKey: a derived key depends on the signing key and the purpose,
+// and is the same again for both.
+func TestDeriveKey(t *testing.T) {
+	_, k1, _ := ed25519.GenerateKey(nil)
+	_, k2, _ := ed25519.GenerateKey(nil)
+	a, b := NewSigner(k1), NewSigner(k2)
+	if !bytes.Equal(a.DeriveKey("x"), NewSigner(k1).DeriveKey("x")) || len(a.DeriveKey("x")) != 32 {
+		t.Fatal("not the same key again")
+	}
+	if bytes.Equal(a.DeriveKey("x"), a.DeriveKey("y")) || bytes.Equal(a.DeriveKey("x"), b.DeriveKey("x")) {
+		t.Fatal("the same key for another purpose or signing key")
+	}
+}

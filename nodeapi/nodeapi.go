@@ -38,7 +38,20 @@ type BootConfig struct {
 	// appliances that predate the field) fails the boot, CacheFallbackRAM
 	// caches the image in RAM instead and reports that it did.
 	CacheFallback string `json:"cache_fallback,omitempty"`
+	// Nonce is the one the node sent with its request (NonceHeader), and
+	// Boot the boot token it presented (boottoken.Header): a node accepts
+	// only the config answering this request of this boot, not a signed
+	// config captured earlier and replayed.
+	Nonce string `json:"nonce,omitempty"`
+	Boot  string `json:"boot,omitempty"`
 }
+
+// NonceHeader carries the node's nonce on its boot config request: 32 to
+// 64 hex digits, fresh for each request.
+const NonceHeader = "Moobi-Nonce"
+
+// ValidNonce reports whether n is a well-formed nonce.
+func ValidNonce(n string) bool { return len(n) >= 32 && len(n) <= 64 && isHex(n) }
 
 // Values of BootConfig.CacheFallback (hosts.yaml's cache_fallback).
 const (

@@ -463,20 +463,6 @@ func (r *Registry) Addressed(mac net.HardwareAddr, name string, addr netip.Addr)
 	}
 }
 
-// Bind checks that addr may act for the node with mac in this boot: it may
-// if it is the node's known address, or if no address is known yet (then
-// addr becomes it). It returns the address the node is bound to.
-func (r *Registry) Bind(mac net.HardwareAddr, name, addr string) (bound string, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := r.node(mac, name)
-	if n.Address == "" {
-		r.setAddress(n, addr)
-		r.touch(n)
-	}
-	return n.Address, n.Address == addr
-}
-
 // snapshot copies n with its open phase's duration up to now.
 func (n *Node) snapshot(now time.Time, events bool) Node {
 	c := *n

@@ -21,6 +21,7 @@ import (
 
 	"moobi/bootserver/dashboard"
 	"moobi/bootserver/httpd"
+	"moobi/boottoken"
 	"moobi/images/catalog"
 	"moobi/inventory"
 	"moobi/nodes"
@@ -129,10 +130,25 @@ func plain(text any) string {
 	return strings.ReplaceAll(s, "\u00a0", " ")
 }
 
-// postEvent posts a node's event as the node would.
+// postEvent posts a node's event as the node would: with the boot token
+// of its boot script (fetched once per server and MAC).
 func postEvent(t *testing.T, base, mac, event string) {
 	t.Helper()
-	resp, err := http.Post(base+"/v1/nodes/"+mac+"/events", "application/json", strings.NewReader(event))
+	tok, ok := bootTokens.Load(base + " " + mac)
+	if !ok {
+		resp, err := http.Get(base + "/boot/" + mac + ".ipxe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		script, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tok = boottoken.FromCmdline(string(script))
+		bootTokens.Store(base+" "+mac, tok)
+	}
+	req, _ := http.NewRequest("POST", base+"/v1/nodes/"+mac+"/events", strings.NewReader(event))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(boottoken.Header, tok.(string))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +158,9 @@ func postEvent(t *testing.T, base, mac, event string) {
 		t.Fatalf("POST event %s for %s: %s %s", event, mac, resp.Status, body)
 	}
 }
+
+// bootTokens holds the boot tokens postEvent fetched, by server and MAC.
+var bootTokens sync.Map
 
 // TestDashboardInChromium loads the dashboard from a real appliance service
 // in headless Chromium and follows a node's boot live: the tiles, the
@@ -297,8 +316,9 @@ func TestDashboardInChromium(t *testing.T) {
 	if d.Name != "rack1-node01" || d.Reason != "image sha256 mismatch" {
 		t.Errorf("detail of %q shows reason %q, want rack1-node01 and image sha256 mismatch", d.Name, d.Reason)
 	}
-	if len(d.Phases) != 2 || d.Phases[0].State != "fetching" || d.Phases[1].State != "failed" {
-		t.Errorf("timeline %+v, want the phases fetching and failed", d.Phases)
+	// firmware: the boot script that gave the node its boot token.
+	if len(d.Phases) != 3 || d.Phases[0].State != "firmware" || d.Phases[1].State != "fetching" || d.Phases[2].State != "failed" {
+		t.Errorf("timeline %+v, want the phases firmware, fetching and failed", d.Phases)
 	}
 	for _, p := range d.Phases {
 		if !strings.Contains(p.Secs, " s") {
@@ -310,9 +330,9 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Errorf("download figures %q lack %q", d.Download, s)
 		}
 	}
-	if len(d.Events) != 2 || d.Events[0].State != "failed" || d.Events[1].State != "fetching" ||
+	if len(d.Events) != 3 || d.Events[0].State != "failed" || d.Events[1].State != "fetching" || d.Events[2].State != "firmware" ||
 		!strings.Contains(d.Events[0].Text, "image sha256 mismatch") || d.Events[0].Source != "node" {
-		t.Errorf("event log %+v, want the node's failed (with its reason) then fetching, newest first", d.Events)
+		t.Errorf("event log %+v, want the node's failed (with its reason), fetching, then the appliance's firmware (boot script), newest first", d.Events)
 	}
 
 	// The rest of the rack boots, so that the page shows several states.

@@ -13,8 +13,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"moobi/boottoken"
 	"moobi/images/catalog"
 	"moobi/inventory"
 	"moobi/nodeapi"
@@ -62,7 +64,10 @@ type Server struct {
 	Power PowerRunner
 	Admin func(http.Handler) http.Handler
 
-	limits nodeLimits
+	limits       nodeLimits // per node, for per-host endpoints
+	scriptLimits nodeLimits // per address, for boot scripts
+	tokensOnce   sync.Once
+	tokens       *boottoken.Tokens // see bootTokens
 	// closing is closed when the server starts draining: live streams end.
 	closing chan struct{}
 }
@@ -161,10 +166,20 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if !s.scriptLimits.allow(ip, ScriptRequestsPerSecond, ScriptRequestBurst) {
+		s.Log.Warn("boot script refused: rate limit", "mac", h.MAC.String(), "client", ip)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		return
+	}
+	// Each script carries a fresh boot token (see boottoken): the node
+	// presents it with its boot config and event requests.
+	token := s.bootTokens().Issue(h.MAC)
 	// Rendered into a buffer first: a client never gets half a script.
 	var body []byte
 	if p.Direct() {
-		body, err = Script(h, p, s.BaseURL())
+		body, err = Script(h, p, s.BaseURL(), token)
 	} else {
 		m, merr := s.manifestFor(p, "")
 		if merr != nil {
@@ -172,14 +187,13 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
-		body, err = ImageScript(h, p, m, s.BaseURL())
+		body, err = ImageScript(h, p, m, s.BaseURL(), token)
 	}
 	if err != nil {
 		s.Log.Error("render boot script", "mac", h.MAC.String(), "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	s.Nodes.Seen(h.MAC, h.Name, nodeapi.StateFirmware, "iPXE fetched its boot script", ip)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -100,7 +100,7 @@ func TestBootScript(t *testing.T) {
 	script := string(body)
 	for _, want := range []string{
 		"#!ipxe\n",
-		"kernel http://10.99.0.1:8080/profiles/rescue/kernel initrd=rescue.cpio.gz console=ttyS0 quiet moobi.hostname=rack1-node01 || goto failed\n",
+		"kernel http://10.99.0.1:8080/profiles/rescue/kernel initrd=rescue.cpio.gz console=ttyS0 quiet moobi.hostname=rack1-node01 moobi.boot=",
 		"initrd http://10.99.0.1:8080/profiles/rescue/initrd/0/rescue.cpio.gz || goto failed\n",
 		"boot || goto failed\n",
 		// After a failure, the current script: what the appliance says now.
@@ -224,7 +224,7 @@ func TestImageScript(t *testing.T) {
 	h := &inventory.Host{Name: "rack1-node02", MAC: mac}
 	p := &inventory.Profile{Name: "web", Image: "web", Cmdline: "console=ttyS0"}
 	m := &catalog.Manifest{Name: "web", Version: "v7", Files: map[string]catalog.FileInfo{"kernel": {}, "rootfs": {}, "modules": {}}}
-	b, err := ImageScript(h, p, m, "http://10.99.0.1:8080")
+	b, err := ImageScript(h, p, m, "http://10.99.0.1:8080", "6a.b0.c1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestImageScript(t *testing.T) {
 		"echo Moobi: booting rack1-node02 (52:54:00:12:34:02) into image web version v7\n" +
 		"imgfree\n" +
 		"kernel http://10.99.0.1:8080/images/web/v7/kernel initrd=node-initrd.cpio.gz initrd=modules console=ttyS0 " +
-		"moobi.server=http://10.99.0.1:8080 moobi.mac=52:54:00:12:34:02 moobi.hostname=rack1-node02 moobi.version=v7 || goto failed\n" +
+		"moobi.server=http://10.99.0.1:8080 moobi.mac=52:54:00:12:34:02 moobi.hostname=rack1-node02 moobi.version=v7 moobi.boot=6a.b0.c1 || goto failed\n" +
 		"initrd http://10.99.0.1:8080/node/node-initrd.cpio.gz || goto failed\n" +
 		"initrd http://10.99.0.1:8080/images/web/v7/modules || goto failed\n" +
 		"boot || goto failed\n:failed\necho Moobi: boot failed, retrying in 5 seconds\nsleep 5 ||\n" +

@@ -8,6 +8,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
+	"moobi/boottoken"
 	"moobi/images/catalog"
 	"moobi/inventory"
 	"moobi/nodeapi"
@@ -74,13 +75,20 @@ func (s *Server) bootConfig(w http.ResponseWriter, r *http.Request) {
 	if !s.allowNode(w, r, h, "boot config") {
 		return
 	}
+	nonce := r.Header.Get(nodeapi.NonceHeader)
+	if !nodeapi.ValidNonce(nonce) {
+		http.Error(w, "the request needs a "+nodeapi.NonceHeader+" header of 32 to 64 hex digits", http.StatusBadRequest)
+		return
+	}
 	m, err := s.manifestFor(p, r.URL.Query().Get("version"))
 	if err != nil {
 		s.Log.Error("no image for boot config", "mac", h.MAC.String(), "image", p.Image, "err", err)
 		http.Error(w, "image "+p.Image+" has no current version", http.StatusNotFound)
 		return
 	}
-	s.writeBootConfig(w, BootConfig(h, p, m, s.BaseURL()))
+	cfg := BootConfig(h, p, m, s.BaseURL())
+	cfg.Nonce, cfg.Boot = nonce, r.Header.Get(boottoken.Header)
+	s.writeBootConfig(w, cfg)
 }
 
 // imageFile serves /images/{name}/{version}/{file}; "current" is an alias

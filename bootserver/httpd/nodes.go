@@ -11,13 +11,15 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"moobi/boottoken"
 	"moobi/inventory"
 	"moobi/nodeapi"
 )
 
 // postEvent records a node's report about itself. Events for a MAC are
-// accepted only from the address that node boots with (see nodes.Bind), so
-// another host on the VLAN cannot rewrite a node's status.
+// accepted only with a boot token of that MAC, from the address that first
+// used it (see allowNode), so another host on the VLAN cannot post events
+// for the node's boot.
 func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 	mac, err := inventory.ParseMAC(r.PathValue("mac"))
 	if err != nil {
@@ -49,23 +51,38 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// allowNode checks that the request comes from the address host boots
-// with in this boot (or binds it, if none is known yet), and answers 403
-// if not. It also applies the per-node rate limit.
+// allowNode checks that the request carries a boot token the appliance
+// issued for h in a boot script (boottoken.Header), used from the address
+// it was first used from, and answers 403 if not. It also applies the
+// per-node rate limit.
 func (s *Server) allowNode(w http.ResponseWriter, r *http.Request, h *inventory.Host, what string) bool {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if bound, ok := s.Nodes.Bind(h.MAC, h.Name, ip); !ok {
-		s.Log.Warn("node request refused: wrong address", "mac", h.MAC.String(), "name", h.Name, "what", what, "client", ip, "bound", bound)
-		http.Error(w, fmt.Sprintf("%s for %s is accepted only from the address it boots with", what, h.MAC), http.StatusForbidden)
+	if err := s.bootTokens().Check(h.MAC, r.Header.Get(boottoken.Header), ip); err != nil {
+		s.Log.Warn("node request refused: boot token", "mac", h.MAC.String(), "name", h.Name, "what", what, "client", ip, "err", err)
+		http.Error(w, fmt.Sprintf("%s for %s: %v: this node's requests must carry the token its boot script set (%s=)", what, h.MAC, err, boottoken.CmdlineParam), http.StatusForbidden)
 		return false
 	}
-	if !s.limits.allow(h.MAC.String()) {
+	if !s.limits.allow(h.MAC.String(), NodeRequestsPerSecond, NodeRequestBurst) {
 		s.Log.Warn("node request refused: rate limit", "mac", h.MAC.String(), "what", what, "client", ip)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many requests", http.StatusTooManyRequests)
 		return false
 	}
 	return true
+}
+
+// bootTokens returns the server's boot tokens, made at first use. Their
+// key is derived from the Signer's when it can derive one (tokens then
+// survive a restart), else random.
+func (s *Server) bootTokens() *boottoken.Tokens {
+	s.tokensOnce.Do(func() {
+		var key []byte
+		if d, ok := s.Signer.(interface{ DeriveKey(string) []byte }); ok {
+			key = d.DeriveKey("boot tokens")
+		}
+		s.tokens = boottoken.New(key)
+	})
+	return s.tokens
 }
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
@@ -275,25 +292,39 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// nodeLimits rate-limits each node's requests to its per-host endpoints:
-// a node posts a handful of events per boot and a progress report every
-// few seconds; anything much faster is a bug or an attack.
+// nodeLimits rate-limits requests by a key: each node's requests to its
+// per-host endpoints (a node posts a handful of events per boot and a
+// progress report every few seconds; anything much faster is a bug or an
+// attack), and each address's boot script fetches.
 type nodeLimits struct {
 	mu sync.Mutex
 	m  map[string]*rate.Limiter
 }
 
-func (l *nodeLimits) allow(mac string) bool {
+// maxLimited bounds the keys nodeLimits holds: past it, the limiters that
+// are full again are dropped, and if that is not enough, all of them.
+const maxLimited = 16384
+
+func (l *nodeLimits) allow(key string, perSecond float64, burst int) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
 		l.m = map[string]*rate.Limiter{}
 	}
-	lim := l.m[mac]
+	lim := l.m[key]
 	if lim == nil {
-		// Only hosts of the inventory get here, so the map stays bounded.
-		lim = rate.NewLimiter(rate.Limit(NodeRequestsPerSecond), NodeRequestBurst)
-		l.m[mac] = lim
+		if len(l.m) >= maxLimited {
+			for k, v := range l.m {
+				if v.Tokens() >= float64(v.Burst()) {
+					delete(l.m, k)
+				}
+			}
+			if len(l.m) >= maxLimited {
+				clear(l.m)
+			}
+		}
+		lim = rate.NewLimiter(rate.Limit(perSecond), burst)
+		l.m[key] = lim
 	}
 	return lim.Allow()
 }
@@ -302,4 +333,12 @@ func (l *nodeLimits) allow(mac string) bool {
 const (
 	NodeRequestsPerSecond = 5
 	NodeRequestBurst      = 30
+)
+
+// Per-address limits for boot script fetches: iPXE fetches its script once
+// per boot attempt, and again every 5 s while a boot fails. There is no
+// per-MAC limit: another host could use up the node's own allowance.
+const (
+	ScriptRequestsPerSecond = 1
+	ScriptRequestBurst      = 10
 )

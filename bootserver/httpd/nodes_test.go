@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"moobi/boottoken"
 	"moobi/inventory"
 	"moobi/nodes"
 )
@@ -46,24 +47,47 @@ hosts:
 	}
 }
 
-func postEventFrom(h http.Handler, addr, mac, body string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest("POST", "/v1/nodes/"+mac+"/events", strings.NewReader(body))
-	req.RemoteAddr = addr + ":40000"
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	return w
+// nodeClient is a handler with the boot tokens of the scripts fetched
+// through it (see tokenFor).
+type nodeClient struct {
+	http.Handler
+	tokens map[string]string
+}
+
+func newNodeClient(s *Server) *nodeClient {
+	return &nodeClient{Handler: s.Handler(), tokens: map[string]string{}}
+}
+
+// postEventFrom posts an event for mac from addr with the boot token of the
+// script addr fetched for mac.
+func postEventFrom(t *testing.T, c *nodeClient, addr, mac, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	return from(c, "POST", addr, "/v1/nodes/"+mac+"/events", tokenFor(t, c, addr, mac), body)
+}
+
+// tokenFor is the boot token of a script fetched from addr for mac through
+// c, fetched once.
+func tokenFor(t *testing.T, c *nodeClient, addr, mac string) string {
+	t.Helper()
+	key := addr + " " + mac
+	if tok, ok := c.tokens[key]; ok {
+		return tok
+	}
+	w := from(c, "GET", addr, "/boot/"+mac+".ipxe", "", "")
+	c.tokens[key] = boottoken.FromCmdline(w.Body.String())
+	return c.tokens[key]
 }
 
 func TestEventsOnlyFromTheNodesAddress(t *testing.T) {
 	s := nodeServer(t)
-	h := s.Handler()
+	h := newNodeClient(s)
+	node := tokenFor(t, h, "10.0.0.5", "52:54:00:12:34:01")
 	tests := []struct {
 		name, addr, mac, body string
 		code                  int
 	}{
 		{"first report binds", "10.0.0.5", "52:54:00:12:34:01", `{"state":"fetching"}`, 204},
 		{"same address", "10.0.0.5", "52:54:00:12:34:01", `{"state":"verified"}`, 204},
-		{"another host", "10.0.0.66", "52:54:00:12:34:01", `{"state":"failed","reason":"spoofed"}`, 403},
 		{"unknown MAC", "10.0.0.5", "52:54:00:99:99:99", `{"state":"running"}`, 404},
 		{"malformed MAC", "10.0.0.5", "52:54:00", `{"state":"running"}`, 400},
 		{"unknown state", "10.0.0.5", "52:54:00:12:34:01", `{"state":"pwned"}`, 400},
@@ -72,10 +96,13 @@ func TestEventsOnlyFromTheNodesAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if w := postEventFrom(h, tt.addr, tt.mac, tt.body); w.Code != tt.code {
+			if w := postEventFrom(t, h, tt.addr, tt.mac, tt.body); w.Code != tt.code {
 				t.Errorf("status %d, want %d: %s", w.Code, tt.code, w.Body)
 			}
 		})
+	}
+	if w := from(h, "POST", "10.0.0.66", "/v1/nodes/52:54:00:12:34:01/events", node, `{"state":"failed","reason":"spoofed"}`); w.Code != 403 {
+		t.Errorf("another host with the node's token: status %d, want 403", w.Code)
 	}
 	n, _ := s.Nodes.Get(s.Inventory(), mustMAC("52:54:00:12:34:01"))
 	if n.State != "verified" || n.Reason != "" {
@@ -85,10 +112,10 @@ func TestEventsOnlyFromTheNodesAddress(t *testing.T) {
 
 func TestEventsRateLimited(t *testing.T) {
 	s := nodeServer(t)
-	h := s.Handler()
+	h := newNodeClient(s)
 	var ok, limited int
 	for range NodeRequestBurst + 20 {
-		switch w := postEventFrom(h, "10.0.0.5", "52:54:00:12:34:01", `{"state":"fetching"}`); w.Code {
+		switch w := postEventFrom(t, h, "10.0.0.5", "52:54:00:12:34:01", `{"state":"fetching"}`); w.Code {
 		case 204:
 			ok++
 		case 429:
@@ -105,7 +132,7 @@ func TestEventsRateLimited(t *testing.T) {
 	if ok < NodeRequestBurst || ok > NodeRequestBurst+5 || limited == 0 {
 		t.Errorf("%d accepted, %d limited; want about %d accepted", ok, limited, NodeRequestBurst)
 	}
-	if w := postEventFrom(h, "10.0.0.6", "52:54:00:12:34:02", `{"state":"fetching"}`); w.Code != 204 {
+	if w := postEventFrom(t, h, "10.0.0.6", "52:54:00:12:34:02", `{"state":"fetching"}`); w.Code != 204 {
 		t.Errorf("other node: status %d", w.Code)
 	}
 }
@@ -113,7 +140,9 @@ func TestEventsRateLimited(t *testing.T) {
 // TestStream reads the live stream: every node first, then each change.
 func TestStream(t *testing.T) {
 	s := nodeServer(t)
-	srv := httptest.NewServer(s.Handler())
+	h := newNodeClient(s)
+	tokenFor(t, h, "10.0.0.5", "52:54:00:12:34:02")
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -167,23 +196,23 @@ func TestStream(t *testing.T) {
 		n := next("node")
 		got[n.Name] = n.State
 	}
-	if got["n1"] != "unknown" || got["n2"] != "unknown" {
+	if got["n1"] != "unknown" || got["n2"] != "firmware" {
 		t.Fatalf("first nodes: %v", got)
 	}
-	if w := postEventFrom(s.Handler(), "10.0.0.5", "52:54:00:12:34:02", `{"state":"fetching","done":5,"total":10}`); w.Code != 204 {
+	if w := postEventFrom(t, h, "10.0.0.5", "52:54:00:12:34:02", `{"state":"fetching","done":5,"total":10}`); w.Code != 204 {
 		t.Fatalf("post: %d", w.Code)
 	}
 	n := next("node")
-	if n.Name != "n2" || n.State != "fetching" || n.Done != 5 || len(n.Phases) != 1 {
+	if n.Name != "n2" || n.State != "fetching" || n.Done != 5 || len(n.Phases) != 2 {
 		t.Errorf("update = %+v", n)
 	}
 }
 
 func TestGetNodeTimeline(t *testing.T) {
 	s := nodeServer(t)
-	h := s.Handler()
-	postEventFrom(h, "10.0.0.5", "52:54:00:12:34:01", `{"state":"fetching"}`)
-	postEventFrom(h, "10.0.0.5", "52:54:00:12:34:01", `{"state":"failed","reason":"no peers and no web seed"}`)
+	h := newNodeClient(s)
+	postEventFrom(t, h, "10.0.0.5", "52:54:00:12:34:01", `{"state":"fetching"}`)
+	postEventFrom(t, h, "10.0.0.5", "52:54:00:12:34:01", `{"state":"failed","reason":"no peers and no web seed"}`)
 	for _, tt := range []struct {
 		path string
 		code int
@@ -202,7 +231,8 @@ func TestGetNodeTimeline(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &n); err != nil {
 		t.Fatal(err)
 	}
-	if n.State != "failed" || n.LastError != "no peers and no web seed" || len(n.Phases) != 2 || len(n.Events) != 2 {
+	// firmware (the script that gave the token), fetching, failed
+	if n.State != "failed" || n.LastError != "no peers and no web seed" || len(n.Phases) != 3 || len(n.Events) != 3 {
 		t.Errorf("node = %+v", n)
 	}
 }

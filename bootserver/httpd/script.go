@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"moobi/boottoken"
 	"moobi/images/catalog"
 	"moobi/inventory"
 )
@@ -19,9 +20,10 @@ import (
 // those names (BIOS kernels ignore the argument). After a failed download
 // the script fetches itself again rather than dropping the machine to a
 // shell (see retryScript). moobi.hostname=NAME
-// tells the booted system the host's name from hosts.yaml. iPXE expands
-// settings such as ${net0/mac} in the command line.
-func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, error) {
+// tells the booted system the host's name from hosts.yaml, moobi.boot=TOKEN
+// the boot token it presents to the appliance (see boottoken). iPXE
+// expands settings such as ${net0/mac} in the command line.
+func Script(host *inventory.Host, p *inventory.Profile, base, token string) ([]byte, error) {
 	if !p.Direct() {
 		return nil, fmt.Errorf("profile %s boots image %s: not a direct netboot", p.Name, p.Image)
 	}
@@ -33,7 +35,7 @@ func Script(host *inventory.Host, p *inventory.Profile, base string) ([]byte, er
 	if p.Cmdline != "" {
 		args = append(args, p.Cmdline)
 	}
-	args = append(args, "moobi.hostname="+host.Name)
+	args = append(args, "moobi.hostname="+host.Name, boottoken.CmdlineParam+"="+token)
 	initrds := make([]string, len(p.Initrd))
 	for i := range p.Initrd {
 		initrds[i] = fmt.Sprintf("%s/initrd/%d/%s", prof, i, url.PathEscape(p.InitrdName(i)))
@@ -78,8 +80,9 @@ const NodeInitrdName = "node-initrd.cpio.gz"
 // of profile p: the image's kernel with the node initramfs (whose /init
 // fetches the image over BitTorrent) and the image's modules archive.
 // moobi.server and moobi.version tell the node client where to ask for its
-// boot config and which version its kernel belongs to.
-func ImageScript(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest, base string) ([]byte, error) {
+// boot config and which version its kernel belongs to, moobi.boot the boot
+// token it presents with its requests (see boottoken).
+func ImageScript(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest, base, token string) ([]byte, error) {
 	ver := base + "/images/" + url.PathEscape(m.Name) + "/" + url.PathEscape(m.Version)
 	_, hasModules := m.Files[catalog.FileModules]
 	args := []string{"initrd=" + NodeInitrdName}
@@ -89,7 +92,7 @@ func ImageScript(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest
 	if p.Cmdline != "" {
 		args = append(args, p.Cmdline)
 	}
-	args = append(args, "moobi.server="+base, "moobi.mac="+host.MAC.String(), "moobi.hostname="+host.Name, "moobi.version="+m.Version)
+	args = append(args, "moobi.server="+base, "moobi.mac="+host.MAC.String(), "moobi.hostname="+host.Name, "moobi.version="+m.Version, boottoken.CmdlineParam+"="+token)
 	initrds := []string{base + "/node/" + NodeInitrdName}
 	if hasModules {
 		initrds = append(initrds, ver+"/"+catalog.FileModules)

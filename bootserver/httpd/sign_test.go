@@ -12,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"moobi/bootsign"
+	"moobi/boottoken"
 	"moobi/images/catalog"
 	"moobi/inventory"
 	"moobi/nodeapi"
@@ -67,7 +69,9 @@ hosts:
 	}
 	srv := serve(signer)
 
-	resp, body := get(t, srv.URL+"/v1/nodes/52-54-00-12-34-01/boot")
+	_, script := get(t, srv.URL+"/boot/52:54:00:12:34:01.ipxe")
+	nonce := strings.Repeat("5a", 16)
+	resp, body := get(t, srv.URL+"/v1/nodes/52-54-00-12-34-01/boot", boottoken.Header, boottoken.FromCmdline(string(script)), nodeapi.NonceHeader, nonce)
 	if resp.StatusCode != 200 {
 		t.Fatalf("boot config: %s %s", resp.Status, body)
 	}
@@ -87,7 +91,9 @@ hosts:
 		t.Fatal("the signature verifies with another key")
 	}
 
-	resp, body = get(t, serve(nil).URL+"/v1/nodes/52:54:00:12:34:01/boot")
+	unsigned := serve(nil).URL
+	_, script = get(t, unsigned+"/boot/52:54:00:12:34:01.ipxe")
+	resp, body = get(t, unsigned+"/v1/nodes/52:54:00:12:34:01/boot", boottoken.Header, boottoken.FromCmdline(string(script)), nodeapi.NonceHeader, nonce)
 	if resp.StatusCode != 200 || resp.Header.Get(bootsign.Header) != "" || len(body) == 0 {
 		t.Fatalf("without a signer: %s, header %q", resp.Status, resp.Header.Get(bootsign.Header))
 	}

@@ -88,8 +88,9 @@ func TestHandshakesPerIP(t *testing.T) {
 }
 
 // TestHandshakesInAll: with MaxIncomingHandshakes connections
-// handshaking, a client accepts no other connection, from any address,
-// until one of them ends; then the waiting one is handshaken.
+// handshaking, a client accepting another closes the one handshaking
+// longest to make room, and handshakes the new one at once: silent
+// connections never keep others waiting.
 func TestHandshakesInAll(t *testing.T) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	const pieceLen = 64 << 10
@@ -102,6 +103,9 @@ func TestHandshakesInAll(t *testing.T) {
 	addr := seed.ListenAddrs()[0].String()
 
 	held := silent(t, addr, 2)
+	if err := readErr(held[1], 200*time.Millisecond); !isTimeout(err) {
+		t.Fatalf("second silent connection: read error %v, want it open", err)
+	}
 	c := silent(t, addr, 1)[0]
 	// A BitTorrent handshake for the image: the client answers with its
 	// own once it takes the connection.
@@ -111,16 +115,18 @@ func TestHandshakesInAll(t *testing.T) {
 	if _, err := c.Write(hs); err != nil {
 		t.Fatal(err)
 	}
-	if err := readErr(c, 500*time.Millisecond); !isTimeout(err) {
-		t.Fatalf("third connection while two handshake: read error %v, want no answer yet", err)
-	}
-	held[0].Close()
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	reply := make([]byte, 68)
 	if _, err := io.ReadFull(c, reply); err != nil {
-		t.Fatalf("after one of the two handshakes ended the client did not answer the third connection: %v", err)
+		t.Fatalf("third connection while two handshake: %v, want the client's handshake", err)
 	}
 	if string(reply[:20]) != "\x13BitTorrent protocol" || string(reply[28:48]) != string(ih[:]) {
 		t.Errorf("the client answered %q, want a BitTorrent handshake for %x", reply, ih)
+	}
+	if err := readErr(held[0], 5*time.Second); err == nil || isTimeout(err) {
+		t.Errorf("oldest silent connection: read error %v, want it closed to make room", err)
+	}
+	if err := readErr(held[1], 50*time.Millisecond); !isTimeout(err) {
+		t.Errorf("second silent connection: read error %v, want it still open", err)
 	}
 }

@@ -74,8 +74,9 @@ const NodePeerConns = 12
 const SeedPeerConns = 16
 
 // MaxIncomingHandshakes bounds the incoming connections a client
-// handshakes at once; more wait in the listen backlog. A handshake between
-// two Moobi clients takes a millisecond or two.
+// handshakes at once; past it, the one handshaking longest is closed to
+// make room for the next, so silent connections never keep a peer out. A
+// handshake between two Moobi clients takes a millisecond or two.
 const MaxIncomingHandshakes = 64
 
 // MaxIncomingHandshakesPerIP bounds the incoming connections from one IP

@@ -44,8 +44,12 @@ type Options struct {
 	// device whose first bytes hold it.
 	Path string
 	// Version asks for a given image version (the one the kernel came
-	// with); "" means the current one.
+	// with); "" means the current one. A boot config for another version
+	// is refused.
 	Version string
+	// BootToken is the token the node's boot script set (moobi.boot=): it
+	// goes with every request to Server (boottoken.Header).
+	BootToken string
 	// PublicKey is the appliance's boot config signing key: a boot config
 	// whose signature does not verify with it is refused (see bootsign).
 	PublicKey ed25519.PublicKey
@@ -137,6 +141,7 @@ func (o *Options) defaults() {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: 30 * time.Second}
 	}
+	o.HTTP = withToken(o.HTTP, o.Server, o.BootToken)
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

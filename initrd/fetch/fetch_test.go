@@ -24,6 +24,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"moobi/bootsign"
+	"moobi/boottoken"
 	"moobi/images/swarm/swarmtest"
 	"moobi/nodeapi"
 )
@@ -98,6 +99,7 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 			Torrent: a.srv.URL + "/t", InfoHash: mi.HashInfoBytes().HexString(),
 			Size: int64(size), SHA256: hex.EncodeToString(sum[:]),
 			WebSeed: a.srv.URL + "/rootfs", Tracker: tracker,
+			Nonce: r.Header.Get(nodeapi.NonceHeader), Boot: r.Header.Get(boottoken.Header),
 		})
 		body = append(body, '\n')
 		header := bootsign.NewSigner(a.key).Sign(body)

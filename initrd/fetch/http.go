@@ -3,6 +3,8 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,14 +14,16 @@ import (
 	"sync/atomic"
 
 	"moobi/bootsign"
+	"moobi/boottoken"
 	"moobi/nodeapi"
 )
 
 // GetBootConfig asks the appliance for the node's boot config and checks
 // it: its signature must verify with o.PublicKey (unless o.AllowUnsigned
-// and no key), it must be well formed, and be this node's. The torrent it
-// names is checked against its infohash later (getTorrent), so a server
-// without the appliance's key cannot make the node download anything.
+// and no key), it must be well formed, and answer this request (see
+// checkAnswers). The torrent it names is checked against its infohash later
+// (getTorrent), so a server without the appliance's key cannot make the
+// node download anything.
 func GetBootConfig(ctx context.Context, o Options) (nodeapi.BootConfig, error) {
 	o.defaults()
 	u := o.Server + "/v1/nodes/" + o.MAC.String() + "/boot"
@@ -29,7 +33,11 @@ func GetBootConfig(ctx context.Context, o Options) (nodeapi.BootConfig, error) {
 	if o.PublicKey == nil && !o.AllowUnsigned {
 		return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s: no public key to verify its signature with", u)
 	}
-	body, hdr, err := getWithHeader(ctx, o.HTTP, u, 1<<20)
+	nonce, err := newNonce()
+	if err != nil {
+		return nodeapi.BootConfig{}, fmt.Errorf("boot config: %w", err)
+	}
+	body, hdr, err := getWithHeader(ctx, o.HTTP, u, 1<<20, nodeapi.NonceHeader, nonce)
 	if err != nil {
 		return nodeapi.BootConfig{}, fmt.Errorf("boot config: %w", err)
 	}
@@ -45,10 +53,75 @@ func GetBootConfig(ctx context.Context, o Options) (nodeapi.BootConfig, error) {
 	if err != nil {
 		return nodeapi.BootConfig{}, fmt.Errorf("%s: %w", u, err)
 	}
-	if cfg.MAC != o.MAC.String() {
-		return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s is for MAC %q, not this node's %s", u, cfg.MAC, o.MAC)
+	if err := checkAnswers(cfg, o, nonce); err != nil {
+		return nodeapi.BootConfig{}, fmt.Errorf("boot config from %s %w", u, err)
 	}
 	return cfg, nil
+}
+
+// checkAnswers checks that a signed config answers this node's request in
+// this boot: its MAC, the nonce the node just sent, the node's boot token,
+// and the version the node asked for (the one its kernel was booted for)
+// must all be the node's. A config signed for another request and replayed
+// (an older version's, to downgrade the node) fails one of them.
+func checkAnswers(cfg nodeapi.BootConfig, o Options, nonce string) error {
+	switch {
+	case cfg.MAC != o.MAC.String():
+		return fmt.Errorf("is for MAC %q, not this node's %s", cfg.MAC, o.MAC)
+	case cfg.Nonce != nonce:
+		return fmt.Errorf("answers nonce %q, not this request's %s: a signed config of another request, replayed", cfg.Nonce, nonce)
+	case cfg.Boot != o.BootToken:
+		return fmt.Errorf("is for boot token %q, not this boot's %q: a signed config of another boot, replayed", cfg.Boot, o.BootToken)
+	case o.Version != "" && cfg.Version != o.Version:
+		return fmt.Errorf("is for version %q, but this node asked for %q (the version its kernel was booted for)", cfg.Version, o.Version)
+	}
+	return nil
+}
+
+// newNonce returns 16 random bytes in hex from crypto/rand. Linux's
+// getrandom blocks only until the kernel's random pool is first
+// initialized; kernels since 5.4 do that within about a second even on a
+// VM with no RNG device.
+func newNonce() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("nonce: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// tokenTransport adds the node's boot token to every request to the
+// appliance (host), and to no other.
+type tokenTransport struct {
+	rt    http.RoundTripper
+	host  string
+	token string
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host == t.host {
+		r = r.Clone(r.Context())
+		r.Header.Set(boottoken.Header, t.token)
+	}
+	return t.rt.RoundTrip(r)
+}
+
+// withToken returns c, or a copy of it that sends token to server's host.
+func withToken(c *http.Client, server, token string) *http.Client {
+	u, err := url.Parse(server)
+	if token == "" || err != nil {
+		return c
+	}
+	if _, done := c.Transport.(tokenTransport); done {
+		return c
+	}
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	cp := *c
+	cp.Transport = tokenTransport{rt: rt, host: u.Host, token: token}
+	return &cp
 }
 
 // Report posts an event to the appliance. Failures are logged, not
@@ -93,12 +166,15 @@ func get(ctx context.Context, c *http.Client, u string, limit int64) ([]byte, er
 	return b, err
 }
 
-// getWithHeader GETs u and returns a body of at most limit bytes and the
-// response's header.
-func getWithHeader(ctx context.Context, c *http.Client, u string, limit int64) ([]byte, http.Header, error) {
+// getWithHeader GETs u, with request headers hdr (name, value, ...), and
+// returns a body of at most limit bytes and the response's header.
+func getWithHeader(ctx context.Context, c *http.Client, u string, limit int64, hdr ...string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, err
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -144,4 +220,21 @@ func (b countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
+}
+
+// ScriptToken fetches the node's iPXE boot script from the appliance, as
+// iPXE does, and returns the boot token it sets (moobi.boot=): for
+// user-space tools that fetch an image without booting.
+func ScriptToken(ctx context.Context, o Options) (string, error) {
+	o.defaults()
+	u := o.Server + "/boot/" + o.MAC.String() + ".ipxe"
+	b, err := get(ctx, o.HTTP, u, 64<<10)
+	if err != nil {
+		return "", fmt.Errorf("boot script: %w", err)
+	}
+	tok := boottoken.FromCmdline(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("boot script %s sets no %s=", u, boottoken.CmdlineParam)
+	}
+	return tok, nil
 }

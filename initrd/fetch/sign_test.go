@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -156,5 +157,76 @@ func TestBootConfigChecks(t *testing.T) {
 	a.doctor = nil
 	if _, err := GetBootConfig(ctx, opts(a, t.TempDir())); err != nil {
 		t.Fatalf("signed config: %v", err)
+	}
+}
+
+// TestReplayedBootConfig: the node boots version v2 (its kernel command
+// line's moobi.version) with boot token T2. A config the appliance signed
+// for an earlier request — v1's, captured on the wire — is replayed to it,
+// or signed afresh for another host's request that carried this node's
+// nonce, or for this boot's token but the older version: each is refused
+// with an error naming what differs. The config answering this request is
+// accepted.
+func TestReplayedBootConfig(t *testing.T) {
+	a := newFakeAppliance(t, 1<<20)
+	resign := func(change func(c *nodeapi.BootConfig)) func([]byte, string) ([]byte, string) {
+		return func(b []byte, _ string) ([]byte, string) {
+			var c nodeapi.BootConfig
+			if err := json.Unmarshal(b, &c); err != nil {
+				t.Fatal(err)
+			}
+			change(&c)
+			b, _ = json.Marshal(c)
+			return b, bootsign.NewSigner(a.key).Sign(b)
+		}
+	}
+	// A v1 config signed for an earlier boot's request, as captured.
+	o1 := opts(a, t.TempDir())
+	o1.Version, o1.BootToken = "v1", "T1"
+	var captured []byte
+	var capturedSig string
+	a.doctor = func(b []byte, h string) ([]byte, string) { captured, capturedSig = b, h; return b, h }
+	if _, err := GetBootConfig(context.Background(), o1); err != nil {
+		t.Fatalf("the v1 boot's own config: %v", err)
+	}
+	const prefix = "boot config from "
+	tests := []struct {
+		name   string
+		doctor func([]byte, string) ([]byte, string)
+		want   string // "" = accepted
+	}{
+		{"captured v1 config replayed", func([]byte, string) ([]byte, string) { return captured, capturedSig },
+			`answers nonce "`},
+		{"v1 signed for another host's request with this nonce", resign(func(c *nodeapi.BootConfig) { c.Version, c.Boot = "v1", "T-other" }),
+			`is for boot token "T-other", not this boot's "T2": a signed config of another boot, replayed`},
+		{"v1 signed for this boot and nonce", resign(func(c *nodeapi.BootConfig) { c.Version = "v1" }),
+			`is for version "v1", but this node asked for "v2" (the version its kernel was booted for)`},
+		{"no nonce (an appliance that does not echo it)", resign(func(c *nodeapi.BootConfig) { c.Version, c.Nonce = "v2", "" }),
+			`answers nonce "", not this request's `},
+		{"another MAC's", resign(func(c *nodeapi.BootConfig) { c.Version, c.MAC = "v2", "52:54:00:12:34:99" }),
+			`is for MAC "52:54:00:12:34:99", not this node's 52:54:00:12:34:01`},
+		{"this request's config", resign(func(c *nodeapi.BootConfig) { c.Version = "v2" }), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a.mu.Lock()
+			a.doctor = tc.doctor
+			a.mu.Unlock()
+			o := opts(a, t.TempDir())
+			o.Version, o.BootToken = "v2", "T2"
+			cfg, err := GetBootConfig(context.Background(), o)
+			if tc.want == "" {
+				if err != nil || cfg.Version != "v2" {
+					t.Fatalf("config %+v, %v; want v2 accepted", cfg, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted %s %s", cfg.Image, cfg.Version)
+			}
+			if !strings.HasPrefix(err.Error(), prefix+a.srv.URL+"/v1/nodes/52:54:00:12:34:01/boot?version=v2 ") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want %q", err, tc.want)
+			}
+		})
 	}
 }

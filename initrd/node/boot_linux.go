@@ -87,7 +87,7 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 		*ifname = name
 		log.Info("network up", "interface", name)
 	}
-	opts := fetch.Options{Server: p.Server, MAC: p.MAC, Dir: cacheDir, Version: p.Version, PublicKey: pub, Log: log}
+	opts := fetch.Options{Server: p.Server, MAC: p.MAC, Dir: cacheDir, Version: p.Version, BootToken: p.BootToken, PublicKey: pub, Log: log}
 	if keyErr != nil {
 		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: keyErr.Error()})
 		return keyErr

@@ -20,8 +20,12 @@ type Params struct {
 	MAC net.HardwareAddr
 	// Hostname is the host's name in hosts.yaml (moobi.hostname=).
 	Hostname string
-	// Version is the image version the kernel belongs to (moobi.version=).
+	// Version is the image version the kernel belongs to (moobi.version=):
+	// the node boots no other.
 	Version string
+	// BootToken is this boot's token (moobi.boot=), presented with every
+	// request to the appliance.
+	BootToken string
 	// RebootAfter is how long to retry a failing boot before rebooting
 	// (moobi.reboot_after=, default 10m).
 	RebootAfter time.Duration
@@ -53,6 +57,8 @@ func ParseCmdline(cmdline string) (Params, error) {
 			p.Hostname = v
 		case "moobi.version":
 			p.Version = v
+		case "moobi.boot":
+			p.BootToken = v
 		case "moobi.init":
 			if !strings.HasPrefix(v, "/") {
 				return p, fmt.Errorf("moobi.init=%q is not an absolute path", v)

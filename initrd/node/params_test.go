@@ -7,11 +7,11 @@ import (
 )
 
 func TestParseCmdline(t *testing.T) {
-	p, err := ParseCmdline("initrd=node-initrd.cpio.gz initrd=modules console=ttyS0 moobi.server=http://10.99.0.1:8080/ moobi.mac=52:54:00:12:34:01 moobi.hostname=rack1-node01 moobi.version=v3 moobi.reboot_after=2m\n")
+	p, err := ParseCmdline("initrd=node-initrd.cpio.gz initrd=modules console=ttyS0 moobi.server=http://10.99.0.1:8080/ moobi.mac=52:54:00:12:34:01 moobi.hostname=rack1-node01 moobi.version=v3 moobi.boot=19a.0f.ab moobi.reboot_after=2m\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Server != "http://10.99.0.1:8080" || p.MAC.String() != "52:54:00:12:34:01" || p.Hostname != "rack1-node01" || p.Version != "v3" || p.RebootAfter != 2*time.Minute || p.Init != "/sbin/init" {
+	if p.Server != "http://10.99.0.1:8080" || p.MAC.String() != "52:54:00:12:34:01" || p.Hostname != "rack1-node01" || p.Version != "v3" || p.BootToken != "19a.0f.ab" || p.RebootAfter != 2*time.Minute || p.Init != "/sbin/init" {
 		t.Fatalf("params %+v", p)
 	}
 	for _, bad := range []struct{ cmdline, want string }{

@@ -3,6 +3,7 @@ package torrent
 import (
 	"bufio"
 	"cmp"
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -104,10 +105,10 @@ type Client struct {
 	acceptLimiter map[ipStr]int
 	numHalfOpen   int
 
-	// moobi: incoming handshakes in progress (MaxIncomingHandshakes,
-	// MaxIncomingHandshakesPerIP).
-	handshakeSlots chan struct{}
+	// moobi: incoming handshakes in progress, oldest first
+	// (MaxIncomingHandshakes, MaxIncomingHandshakesPerIP).
 	handshakesMu   sync.Mutex
+	handshakes     list.List // of *incomingHandshake
 	handshakesByIP map[string]int
 
 	websocketTrackers                websocketTrackers
@@ -304,9 +305,6 @@ func (cl *Client) init(cfg *ClientConfig) {
 	g.MakeMap(&cl.numWebSeedRequests)
 
 	go cl.acceptLimitClearer()
-	if n := cfg.MaxIncomingHandshakes; n > 0 {
-		cl.handshakeSlots = make(chan struct{}, n)
-	}
 	cl.handshakesByIP = make(map[string]int)
 	//cl.logger.Levelf(log.Critical, "test after init")
 
@@ -657,7 +655,7 @@ func (cl *Client) acceptConnections(l Listener) {
 		// moobi: bound the handshakes in progress, from one address and in all.
 		var release func()
 		if reject == nil {
-			release, reject = cl.startHandshake(conn.RemoteAddr())
+			release, reject = cl.startHandshake(conn)
 		}
 		go func() {
 			if reject != nil {
@@ -688,46 +686,55 @@ func regularNetConnPeerConnConnString(nc net.Conn) string {
 	return fmt.Sprintf("%s-%s", nc.LocalAddr(), nc.RemoteAddr())
 }
 
-// moobi: startHandshake admits an accepted connection from addr to its handshake: it fails
-// if MaxIncomingHandshakesPerIP handshakes from that IP are in progress, and waits while
-// MaxIncomingHandshakes are in progress in all. release ends the handshake.
-func (cl *Client) startHandshake(addr net.Addr) (release func(), err error) {
+// moobi: incomingHandshake is an accepted connection handshaking.
+type incomingHandshake struct {
+	conn net.Conn
+	ip   string
+	elem *list.Element // nil once it ended
+}
+
+// moobi: startHandshake admits an accepted connection to its handshake: it fails if
+// MaxIncomingHandshakesPerIP handshakes from that IP are in progress; if
+// MaxIncomingHandshakes are in progress in all, it closes the one in progress longest to
+// make room, so that connections that stay silent never keep others out. release ends
+// the handshake.
+func (cl *Client) startHandshake(conn net.Conn) (release func(), err error) {
 	ip := ""
-	if rip := addrIpOrNil(addr); rip != nil {
+	if rip := addrIpOrNil(conn.RemoteAddr()); rip != nil {
 		ip = rip.String()
 	}
 	cl.handshakesMu.Lock()
+	defer cl.handshakesMu.Unlock()
 	if n := cl.config.MaxIncomingHandshakesPerIP; n > 0 && ip != "" && cl.handshakesByIP[ip] >= n {
-		cl.handshakesMu.Unlock()
 		torrent.Add("incoming handshakes over the limit per IP", 1)
 		return nil, fmt.Errorf("%d handshakes from %s in progress already", n, ip)
 	}
+	if n := cl.config.MaxIncomingHandshakes; n > 0 && cl.handshakes.Len() >= n {
+		oldest := cl.handshakes.Front().Value.(*incomingHandshake)
+		cl.endHandshakeLocked(oldest)
+		oldest.conn.Close()
+		torrent.Add("incoming handshakes closed to make room", 1)
+	}
+	h := &incomingHandshake{conn: conn, ip: ip}
+	h.elem = cl.handshakes.PushBack(h)
 	cl.handshakesByIP[ip]++
-	cl.handshakesMu.Unlock()
-	leave := func() {
-		cl.handshakesMu.Lock()
-		if cl.handshakesByIP[ip]--; cl.handshakesByIP[ip] <= 0 {
-			delete(cl.handshakesByIP, ip)
-		}
-		cl.handshakesMu.Unlock()
-	}
-	if cl.handshakeSlots != nil {
-		select {
-		case cl.handshakeSlots <- struct{}{}:
-		case <-cl.closed.Done():
-			leave()
-			return nil, errors.New("client closed")
-		}
-	}
-	var once sync.Once
 	return func() {
-		once.Do(func() {
-			if cl.handshakeSlots != nil {
-				<-cl.handshakeSlots
-			}
-			leave()
-		})
+		cl.handshakesMu.Lock()
+		cl.endHandshakeLocked(h)
+		cl.handshakesMu.Unlock()
 	}, nil
+}
+
+// moobi: endHandshakeLocked removes h from the handshakes in progress, once.
+func (cl *Client) endHandshakeLocked(h *incomingHandshake) {
+	if h.elem == nil {
+		return
+	}
+	cl.handshakes.Remove(h.elem)
+	h.elem = nil
+	if cl.handshakesByIP[h.ip]--; cl.handshakesByIP[h.ip] <= 0 {
+		delete(cl.handshakesByIP, h.ip)
+	}
 }
 
 func (cl *Client) incomingConnection(nc net.Conn, release func()) {
@@ -1185,7 +1192,9 @@ func (cl *Client) connBtHandshake(ctx context.Context, c *PeerConn, ih *metainfo
 func (cl *Client) runReceivedConn(c *PeerConn, release func()) {
 	err := c.conn.SetDeadline(time.Now().Add(cl.config.HandshakesTimeout))
 	if err != nil {
-		panic(err)
+		// moobi: closed to make room for another handshake (startHandshake).
+		release()
+		return
 	}
 	t, err := cl.receiveHandshakes(c)
 	release() // moobi
