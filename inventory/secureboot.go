@@ -4,6 +4,7 @@ import (
 	"debug/pe"
 	"fmt"
 	"os"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -16,6 +17,11 @@ const (
 	DefaultShim = "/usr/lib/shim/shimx64.efi.signed"
 	DefaultGrub = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"
 )
+
+// GrubSpecial are the characters grub's script language interprets
+// (expansion, quoting, separators, comments): a kernel command line in a
+// grub configuration may not hold them.
+const GrubSpecial = "$'\"\\;&|<>{}#`"
 
 // secureBootFlag parses a profile's or host's secure_boot; set tells an
 // explicit false from none.
@@ -51,6 +57,9 @@ func (p *parser) checkSecureBoot(inv *Inventory) {
 				p.errorf(pr.secureBoot.line, "profile %s: secure_boot: %v", name, err)
 			}
 		}
+		if strings.ContainsAny(pr.Cmdline, GrubSpecial) {
+			p.errorf(pr.secureBoot.line, "profile %s: secure_boot: cmdline %q holds characters grub interprets (%s)", name, pr.Cmdline, GrubSpecial)
+		}
 	}
 	for _, name := range sortedKeys(inv.Hosts) {
 		h := inv.Hosts[name]
@@ -69,6 +78,9 @@ func (p *parser) checkSecureBoot(inv *Inventory) {
 			if err := checkSigned(pr.Kernel); err != nil {
 				p.errorf(h.secureBoot.line, "host %s: secure_boot with profile %s: %v", name, pr.Name, err)
 			}
+		}
+		if pr != nil && !pr.SecureBoot && strings.ContainsAny(pr.Cmdline, GrubSpecial) {
+			p.errorf(h.secureBoot.line, "host %s: secure_boot: the cmdline of profile %s holds characters grub interprets (%s)", name, pr.Name, GrubSpecial)
 		}
 	}
 	if firstLine == 0 {

@@ -134,6 +134,7 @@ func TestSecureBootProblems(t *testing.T) {
 			"    kernel: %DIR%/signed.efi\n    secure_boot: true\n", "    kernel: %DIR%/unsigned.efi\n",
 			"    profile: signed\n", "    profile: signed\n    secure_boot: true\n"},
 			[]string{`33: host e: secure_boot with profile signed: kernel `}},
+		{"cmdline grub would expand", []string{"    image: web\n    secure_boot: true\n", "    image: web\n    cmdline: root=$root\n    secure_boot: true\n"}, []string{`11: profile web: secure_boot: cmdline "root=$root" holds characters grub interprets`}},
 		{"unknown key", []string{"secure_boot: false", "secureboot: false"}, []string{`23: unknown key "secureboot" in host b`}},
 	}
 	for _, tc := range tests {
