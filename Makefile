@@ -60,17 +60,35 @@ fuzz:
 BENCH_OUT  ?= $(CURDIR)/bin/bench-results.md
 BENCH_ARGS ?=
 bench: build initrd
+	@$(call APT_INSTALL,$(BENCH_PKGS))
 	@if [ "$$(id -u)" = 0 ]; then \
-	  pkgs="iproute2 kea-admin dnsmasq-base tftpd-hpa nginx ipxe squashfs-tools curl qemu-system-x86 ipxe-qemu ovmf qemu-utils kmod cpio busybox-static"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null 2>&1 || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; } || exit 1; \
 	  if [ -d /run/systemd/system ]; then systemctl disable --now tftpd-hpa.service && systemctl mask tftpd-hpa.service; \
 	  else service tftpd-hpa stop; update-rc.d tftpd-hpa disable; fi >/dev/null 2>&1 || true; \
 	fi
 	$(GO) run ./bench --moobi $(CURDIR)/bin/moobi --out $(BENCH_OUT) $(BENCH_ARGS)
 
+# The demo fetches Debian's cloud kernel with apt-get download, which needs
+# the package lists.
 demo: bin/moobi
+	@$(call APT_INSTALL,$(DEMO_PKGS))
+	@if [ "$$(id -u)" = 0 ]; then apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || apt-get update -qq; fi
 	$(GO) run ./demo --moobi $(CURDIR)/bin/moobi --cache $(MOOBI_CACHE) --src $(CURDIR)
+
+# The Debian packages `make demo` needs (network namespaces, dnsmasq as the
+# site DHCP server, qemu with iPXE and OVMF, busybox and mksquashfs for the
+# images, depmod for the kernel's modules, curl), and those `make bench`
+# needs on top (the servers it compares with, perfdhcp from kea-admin). Both
+# targets install them when run as root; .ci/run installs what make test
+# needs, a superset of DEMO_PKGS.
+DEMO_PKGS  := iproute2 dnsmasq-base qemu-system-x86 ipxe-qemu ovmf ipxe busybox-static squashfs-tools kmod curl
+BENCH_PKGS := $(DEMO_PKGS) kea-admin tftpd-hpa nginx qemu-utils cpio
+
+# $(call APT_INSTALL,PACKAGES): as root, install PACKAGES quietly (running
+# apt-get update first if one is not found); as another user, nothing.
+APT_INSTALL = if [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null; } || exit 1; \
+	fi
 
 clean:
 	rm -rf bin
