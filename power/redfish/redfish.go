@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/stmcginnis/gofish"
@@ -79,6 +80,10 @@ func classify(ctx context.Context, err error) error {
 	var re *common.Error
 	if errors.As(err, &re) && (re.HTTPReturnedStatusCode == http.StatusUnauthorized || re.HTTPReturnedStatusCode == http.StatusForbidden) {
 		return fmt.Errorf("%w (HTTP %d)", power.ErrAuth, re.HTTPReturnedStatusCode)
+	}
+	// Collections wrap their members' errors in text.
+	if msg := err.Error(); strings.Contains(msg, `"error":"401:`) || strings.Contains(msg, `"error":"403:`) {
+		return fmt.Errorf("%w (HTTP 401/403)", power.ErrAuth)
 	}
 	var cv *tls.CertificateVerificationError
 	if errors.As(err, &cv) {
