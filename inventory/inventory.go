@@ -88,6 +88,12 @@ type Appliance struct {
 	SeedRestCopies int
 	// DHCP is proxy (the default) or full DHCP with its address pool.
 	DHCP DHCP
+	// AdminListen, if set (HOST:PORT), is where the read-only views are
+	// served instead of the boot network's HTTP port.
+	AdminListen string
+	// ReadAuth is ReadAuthNone (the default) or ReadAuthToken: the
+	// read-only views need the admin token too.
+	ReadAuth string
 }
 
 // Profile is one entry of `profiles:`. Exactly one of Kernel (a direct

@@ -177,7 +177,8 @@ func (p *parser) path(s string) string {
 }
 
 var applianceKeys = []string{"interface", "address", "http_port", "data_dir", "ipxe_dir", "node_initrd", "signing_key",
-	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit", "seed_rest_copies", "dhcp", "shim", "grub"}
+	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit", "seed_rest_copies", "dhcp", "shim", "grub",
+	"admin_listen", "read_auth"}
 
 func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	a.SeedRestCopies = DefaultSeedRestCopies
@@ -234,10 +235,17 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 				p.errorf(v.Line, "appliance.seed_rest_copies %q is not a number of nodes (0-1000; 0 never pauses)", s)
 			}
 			a.SeedRestCopies = n
+		case "admin_listen":
+			a.AdminListen = p.adminListen(v.Line, s)
+		case "read_auth":
+			a.ReadAuth = p.readAuth(v.Line, s)
 		}
 	})
 	if a.HTTPPort == 0 {
 		a.HTTPPort = DefaultHTTPPort
+	}
+	if a.ReadAuth == "" {
+		a.ReadAuth = ReadAuthNone
 	}
 	if a.DataDir == "" {
 		a.DataDir = DefaultDataDir
