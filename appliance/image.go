@@ -12,24 +12,29 @@ import (
 	"strconv"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"moobi/bootserver"
+	"moobi/images/builder"
 	"moobi/images/catalog"
+	"moobi/images/rootfs"
 	"moobi/inventory"
 )
 
 func image(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: moobi image add|list --config hosts.yaml ...")
+		fmt.Fprintln(stderr, "usage: moobi image add|build|list --config hosts.yaml ...")
 		return 2
 	}
 	switch args[0] {
 	case "add":
 		return imageAdd(args[1:], stdout, stderr)
+	case "build":
+		return imageBuild(args[1:], stdout, stderr)
 	case "list":
 		return imageList(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "moobi image: unknown command %q (want add or list)\n", args[0])
+	fmt.Fprintf(stderr, "moobi image: unknown command %q (want add, build or list)\n", args[0])
 	return 2
 }
 
@@ -67,28 +72,97 @@ func imageAdd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	// The announce and web seed URLs stored in the .torrent are only a
-	// default: the appliance serves the .torrent with the URLs it is
-	// reached at.
-	announce, webSeed := "", ""
-	if ip, err := bootserver.ServerIP(inv.Appliance); err == nil {
-		base := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(inv.Appliance.HTTPPort))
-		announce, webSeed = base+"/announce", base+"/images/{name}/{version}/"
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := cat.Publish(ctx, *name, catalog.Sources{Kernel: *kernel, Rootfs: *rootfs, Modules: *modules},
-		catalog.PublishOptions{Version: *version, Keep: *keep, Announce: announce, WebSeed: webSeed})
+		publishOptions(inv, *version, *keep))
+	return printPublished("moobi image add", m, err, stdout, stderr)
+}
+
+// publishOptions are the catalog.PublishOptions for the appliance of inv.
+// The announce and web seed URLs stored in the .torrent are only a default:
+// the appliance serves the .torrent with the URLs it is reached at.
+func publishOptions(inv *inventory.Inventory, version string, keep int) catalog.PublishOptions {
+	o := catalog.PublishOptions{Version: version, Keep: keep}
+	if ip, err := bootserver.ServerIP(inv.Appliance); err == nil {
+		base := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(inv.Appliance.HTTPPort))
+		o.Announce, o.WebSeed = base+"/announce", base+"/images/{name}/{version}/"
+	}
+	return o
+}
+
+// printPublished prints what Publish returned: "published NAME version V
+// (current)" first (tests parse it), then the infohash and the size.
+func printPublished(cmd string, m *catalog.Manifest, err error, stdout, stderr io.Writer) int {
 	if err != nil && m == nil {
-		fmt.Fprintf(stderr, "moobi image add: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "published %s version %s (current)\ninfohash %s\nrootfs %d bytes, %d pieces of %d KiB\n",
 		m.Name, m.Version, m.InfoHash, m.Files[catalog.FileRootfs].Size, m.Pieces, m.PieceLength>>10)
 	if err != nil {
-		fmt.Fprintf(stderr, "moobi image add: published, but: %v\n", err)
+		fmt.Fprintf(stderr, "%s: published, but: %v\n", cmd, err)
 	}
 	return 0
+}
+
+func imageBuild(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("image build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: moobi image build --config hosts.yaml --name NAME [--version V] [--kernel FILE --modules DIR] [--keep N] SOURCE")
+		fmt.Fprintln(stderr, "SOURCE: a root filesystem folder, a tarball (tar, gzip or zstd), oci:DIR, oci-archive:FILE or docker-archive:FILE")
+		fs.PrintDefaults()
+	}
+	config := fs.String("config", "hosts.yaml", "inventory file")
+	name := fs.String("name", "", "image name")
+	version := fs.String("version", "", "version name (default: the next vN)")
+	kernel := fs.String("kernel", "", "kernel image to use instead of the root's newest /boot/vmlinuz-*")
+	modules := fs.String("modules", "", "module tree to use instead of the root's lib/modules/RELEASE")
+	keep := fs.Int("keep", catalog.DefaultKeep, "versions to keep")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *name == "" || fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	src, err := rootfs.ParseSource(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "moobi image build: %v\n", err)
+		return 1
+	}
+	inv, cat, err := openCatalog(*config)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	r, err := builder.Build(ctx, cat, *name, builder.Options{Source: src, Kernel: *kernel, Modules: *modules,
+		WorkDir: inv.Appliance.DataDir, Log: stderr, Publish: publishOptions(inv, *version, *keep)})
+	var m *catalog.Manifest
+	if r != nil {
+		m = r.Manifest
+	}
+	if code := printPublished("moobi image build", m, err, stdout, stderr); code != 0 {
+		return code
+	}
+	fmt.Fprintf(stdout, "kernel %s (%s)\n", r.Kernel.Name, r.Kernel.Release)
+	fmt.Fprintf(stdout, "source %s, root %s, squashfs %s (%.1f%% of the source, %.1f%% of the root)\n",
+		builder.MiB(r.SourceBytes), builder.MiB(r.RootBytes), builder.MiB(r.SquashfsBytes),
+		percent(r.SquashfsBytes, r.SourceBytes), percent(r.SquashfsBytes, r.RootBytes))
+	fmt.Fprintf(stdout, "took %s: extract %s, mksquashfs %s, publish %s\n", time.Since(start).Round(100*time.Millisecond),
+		r.Extract.Round(100*time.Millisecond), r.Squash.Round(100*time.Millisecond), r.Publish.Round(100*time.Millisecond))
+	return 0
+}
+
+func percent(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) * 100 / float64(b)
 }
 
 func imageList(args []string, stdout, stderr io.Writer) int {
