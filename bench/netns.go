@@ -97,19 +97,12 @@ func ipCmd(ctx context.Context, args ...string) error {
 // runs whose process is gone (a run killed with SIGKILL cannot clean up after itself).
 func cleanupStale(ctx context.Context) {
 	cleanupStaleCaps()
-	out, err := exec.CommandContext(ctx, mustLook("ip"), "netns", "list").Output()
-	if err != nil {
-		return
+	removed, err := lab.RemoveStaleNetns(ctx, leftBehind)
+	for _, ns := range removed {
+		fmt.Fprintf(os.Stderr, "bench: deleted namespace %s left by an earlier run\n", ns)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !leftBehind(f[0]) {
-			continue
-		}
-		lab.KillNetnsProcesses(ctx, f[0])
-		if lab.DeleteNetns(ctx, f[0]) == nil {
-			fmt.Fprintf(os.Stderr, "bench: deleted namespace %s left by an earlier run\n", f[0])
-		}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: namespaces left by an earlier run: %v\n", err)
 	}
 }
 
@@ -122,11 +115,7 @@ func leftBehind(name string) bool {
 	}
 	pidText, _, _ := strings.Cut(rest, "-")
 	pid, err := strconv.Atoi(pidText)
-	if err != nil || pid <= 0 {
-		return false
-	}
-	err = syscall.Kill(pid, 0)
-	return err != nil && !errors.Is(err, syscall.EPERM) // else its run is still going
+	return err == nil && pid > 0 && !lab.ProcessAlive(pid)
 }
 
 // proc is a server or client process started in a namespace, in its own

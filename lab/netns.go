@@ -223,6 +223,16 @@ func DeleteNetns(ctx context.Context, ns string) error {
 // of the name) are kept, so it is safe to call while other labs run. It
 // returns the names it deleted. It is never called implicitly.
 func CleanupStale(ctx context.Context) ([]string, error) {
+	return RemoveStaleNetns(ctx, func(ns string) bool {
+		return strings.HasPrefix(ns, NSPrefix) && !ownerAlive(ns)
+	})
+}
+
+// RemoveStaleNetns deletes the namespaces for which stale returns true,
+// killing any process still inside them first, and returns the names it
+// deleted. Others' namespaces are theirs to name: stale decides, typically
+// from a process id in the name (see ProcessAlive).
+func RemoveStaleNetns(ctx context.Context, stale func(ns string) bool) ([]string, error) {
 	names, err := ListNetns(ctx)
 	if err != nil {
 		return nil, err
@@ -230,7 +240,7 @@ func CleanupStale(ctx context.Context) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, ns := range names {
-		if !strings.HasPrefix(ns, NSPrefix) || ownerAlive(ns) {
+		if !stale(ns) {
 			continue
 		}
 		if err := KillNetnsProcesses(ctx, ns); err != nil {
@@ -253,9 +263,12 @@ func ownerAlive(ns string) bool {
 		return false
 	}
 	pid, err := strconv.Atoi(f[1])
-	if err != nil || pid <= 0 {
-		return false
-	}
-	err = syscall.Kill(pid, 0)
+	return err == nil && pid > 0 && ProcessAlive(pid)
+}
+
+// ProcessAlive reports whether process pid exists (also when it belongs to
+// another user).
+func ProcessAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
