@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./bootsign
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $(FUZZTIME) ./nodeapi
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBootConfig -fuzztime $(FUZZTIME) ./nodeapi
+	$(GO) test -run '^$$' -fuzz FuzzCleanName -fuzztime $(FUZZTIME) ./images/rootfs
 	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME) ./bootserver/tftpd
 	$(GO) test -run '^$$' -fuzz FuzzClipText -fuzztime $(FUZZTIME) ./nodes
 
