@@ -38,11 +38,15 @@ type Result struct {
 // Runner runs power actions on the hosts of the inventory in force.
 type Runner struct {
 	Inventory func() *inventory.Inventory
-	// Parallel bounds the BMCs driven at once (DefaultParallel if 0).
+	// Parallel bounds the BMCs driven at once, over all Runs together
+	// (DefaultParallel if 0).
 	Parallel int
 	// Open makes a host's controller (Open if nil; tests swap it).
 	Open func(*inventory.BMC) (power.Controller, error)
 	Log  *slog.Logger
+
+	semOnce sync.Once
+	sem     chan struct{} // shared by concurrent Runs: the bound holds overall
 }
 
 // Open makes the controller for a BMC of hosts.yaml, reading its password.
@@ -84,20 +88,30 @@ func (r *Runner) Run(ctx context.Context, action power.Action, targets []string)
 	if open == nil {
 		open = Open
 	}
-	par := r.Parallel
-	if par <= 0 {
-		par = DefaultParallel
-	}
+	r.semOnce.Do(func() {
+		par := r.Parallel
+		if par <= 0 {
+			par = DefaultParallel
+		}
+		r.sem = make(chan struct{}, par)
+	})
+	sem := r.sem
 	results := make([]Result, len(names))
-	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
+			h := inv.Hosts[name]
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = Result{Host: name, BMC: h.BMC.Type + " " + h.BMC.Address, Action: action, State: power.Unknown,
+					Error: "not started: " + ctx.Err().Error(), Kind: "failed"}
+				return
+			}
 			defer func() { <-sem }()
-			results[i] = r.one(ctx, inv.Hosts[name], action, open)
+			results[i] = r.one(ctx, h, action, open)
 		}()
 	}
 	wg.Wait()
