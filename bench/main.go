@@ -3,6 +3,8 @@
 //
 //   - proxy DHCP: `moobi serve` vs dnsmasq in proxy mode, under perfdhcp
 //     sending PXE DISCOVERs from many MACs (a fixed rate, then flat out);
+//   - full DHCP: `moobi serve` in full DHCP mode vs dnsmasq as the VLAN's
+//     DHCP server, under perfdhcp's full DORA exchanges (section fulldhcp);
 //   - TFTP: `moobi serve` vs tftpd-hpa, an iPXE binary and a 16 MiB file,
 //     1 and 32 clients at once;
 //   - HTTP: `moobi serve` vs nginx (sendfile), a kernel-sized and an
@@ -72,7 +74,7 @@ type config struct {
 }
 
 // allSections are the parts of a run, in the order they run.
-var allSections = []string{"dhcp", "tftp", "http", "rack", "footprint", "boot"}
+var allSections = []string{"dhcp", "fulldhcp", "tftp", "http", "rack", "footprint", "boot"}
 
 func run() int {
 	var c config
@@ -156,8 +158,8 @@ var tools = []struct {
 	sections  []string
 }{
 	{"ip", "iproute2", allSections},
-	{"perfdhcp", "kea-admin", []string{"dhcp"}},
-	{"dnsmasq", "dnsmasq-base", []string{"dhcp", "rack", "footprint", "boot"}},
+	{"perfdhcp", "kea-admin", []string{"dhcp", "fulldhcp"}},
+	{"dnsmasq", "dnsmasq-base", []string{"dhcp", "fulldhcp", "rack", "footprint", "boot"}},
 	{"in.tftpd", "tftpd-hpa", []string{"tftp"}},
 	{"nginx", "nginx", []string{"http", "boot"}},
 	{"curl", "curl", []string{"boot"}},

@@ -130,7 +130,7 @@ func bench(ctx context.Context, c config) (err error) {
 	for _, sec := range []struct {
 		name string
 		run  func(context.Context) (extraSection, error)
-	}{{"rack", b.rackSection}, {"footprint", b.footprintSection}, {"boot", b.bootSection}} {
+	}{{"fulldhcp", b.fullDHCPSection}, {"rack", b.rackSection}, {"footprint", b.footprintSection}, {"boot", b.bootSection}} {
 		if !c.sections[sec.name] {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"golang.org/x/net/ipv4"
 
 	"moobi/bootserver/proxydhcp"
 )
@@ -76,6 +77,11 @@ func (s *Server) Listen() (net.PacketConn, error) {
 	return conn, nil
 }
 
+// batchSize is how many datagrams one read system call carries at most.
+// A batch is decided whole, its leases written once, then its replies
+// sent: under load one lease file write serves many ACKs.
+const batchSize = 64
+
 // Serve answers requests on conn until ctx ends, then closes conn.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -83,9 +89,18 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	s.Log.Info("DHCP server listening", "interface", s.Interface, "mode", "full")
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	buf := make([]byte, 1500)
+	bc := ipv4.NewPacketConn(conn)
+	in := make([]ipv4.Message, batchSize)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, 1500)}
+	}
+	type pending struct {
+		req *dhcpv4.DHCPv4
+		d   Decision
+	}
+	var out []pending
 	for {
-		n, peer, err := conn.ReadFrom(buf)
+		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -96,39 +111,64 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			s.Log.Warn("DHCP read", "err", err)
 			continue
 		}
-		req, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil {
-			s.Log.Debug("malformed DHCP packet", "client", peer, "len", n, "err", err)
-			if s.Observer != nil {
-				s.Observer.DHCPMalformed(proxydhcp.PortDHCP)
+		out = out[:0]
+		changed := false
+		for i := range in[:n] {
+			req, err := dhcpv4.FromBytes(in[i].Buffers[0][:in[i].N])
+			if err != nil {
+				s.Log.Debug("malformed DHCP packet", "client", in[i].Addr, "len", in[i].N, "err", err)
+				if s.Observer != nil {
+					s.Observer.DHCPMalformed(proxydhcp.PortDHCP)
+				}
+				continue
 			}
+			d, leases, ok := s.decide(ctx, req)
+			changed = changed || leases
+			if !ok {
+				continue
+			}
+			if !d.Probe || s.Prober == nil {
+				out = append(out, pending{req, d})
+				continue
+			}
+			select {
+			case s.probes <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-s.probes }()
+				s.probeAndSend(ctx, conn, req, d)
+			}()
+		}
+		if changed && !s.save() {
+			// A lease that cannot be kept is not granted.
 			continue
 		}
-		d, ok := s.decide(ctx, req)
-		if !ok {
-			continue
+		for _, p := range out {
+			s.send(ctx, conn, p.req, p.d)
 		}
-		if !d.Probe || s.Prober == nil {
-			s.send(ctx, conn, req, d)
-			continue
-		}
-		select {
-		case s.probes <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-s.probes }()
-			s.probeAndSend(ctx, conn, req, d)
-		}()
 	}
 }
 
-// decide runs Decide under the table's lock and applies its change,
-// writing the lease file when leases changed.
-func (s *Server) decide(ctx context.Context, req *dhcpv4.DHCPv4) (Decision, bool) {
+// save writes the lease file; it logs and reports a failure.
+func (s *Server) save() bool {
+	s.mu.Lock()
+	leases := s.table.Leases()
+	s.mu.Unlock()
+	if err := SaveLeases(s.LeaseFile, leases); err != nil {
+		s.Log.Error("DHCP leases not saved: the batch's replies are not sent", "file", s.LeaseFile, "err", err)
+		return false
+	}
+	return true
+}
+
+// decide runs Decide under the table's lock and applies its change;
+// leases reports whether the bound leases changed (the lease file must be
+// written before the reply goes out).
+func (s *Server) decide(ctx context.Context, req *dhcpv4.DHCPv4) (d Decision, leases, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, err := Decide(req, s.Env(), s.table, s.Now())
@@ -141,25 +181,19 @@ func (s *Server) decide(ctx context.Context, req *dhcpv4.DHCPv4) (Decision, bool
 			if s.Observer != nil {
 				s.Observer.DHCPIgnored(ig.Code, proxydhcp.PortDHCP)
 			}
-			return Decision{}, false
+			return Decision{}, false, false
 		}
 		s.Log.Error("DHCP decision failed", "mac", req.ClientHWAddr.String(), "err", err)
-		return Decision{}, false
+		return Decision{}, false, false
 	}
-	if s.table.Apply(d.Change) {
-		if err := SaveLeases(s.LeaseFile, s.table.Leases()); err != nil {
-			// A lease that cannot be kept is not granted.
-			s.Log.Error("DHCP lease not saved: no reply", "mac", req.ClientHWAddr.String(), "file", s.LeaseFile, "err", err)
-			return Decision{}, false
-		}
-	}
+	leases = s.table.Apply(d.Change)
 	switch d.Change.Kind {
 	case ChangeFree:
 		s.Log.Info("DHCP release", "mac", d.Change.MAC, "addr", d.Change.Addr.String())
 	case ChangeBad:
 		s.Log.Warn("DHCP decline: address kept out of the pool", "mac", d.Change.MAC, "addr", d.Change.Addr.String(), "until", d.Change.Until)
 	}
-	return d, d.Reply != nil
+	return d, leases, d.Reply != nil
 }
 
 // probeAndSend checks the offered address is free and sends the offer;
@@ -180,8 +214,9 @@ func (s *Server) probeAndSend(ctx context.Context, conn net.PacketConn, req *dhc
 		s.mu.Lock()
 		s.table.Apply(Change{Kind: ChangeBad, MAC: d.Change.MAC, Addr: addr, Until: s.Now().Add(s.Env().BadTime)})
 		s.mu.Unlock()
-		var ok bool
-		if d, ok = s.decide(ctx, req); !ok {
+		var ok, leases bool
+		d, leases, ok = s.decide(ctx, req)
+		if leases && !s.save() || !ok {
 			return
 		}
 		if !d.Probe {
