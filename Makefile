@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCleanName -fuzztime $(FUZZTIME) ./images/rootfs
 	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME) ./bootserver/tftpd
 	$(GO) test -run '^$$' -fuzz FuzzClipText -fuzztime $(FUZZTIME) ./nodes
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./boottoken
 
 # moobi vs dnsmasq (proxy DHCP), tftpd-hpa (TFTP) and nginx (HTTP), a rack
 # fetching an image by BitTorrent vs plain HTTP vs the physical bound, the
