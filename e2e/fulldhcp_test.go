@@ -66,6 +66,14 @@ hosts:
 		t.Errorf("dhclient got %q, want the host's static %s", got, staticIP)
 	}
 
+	// A machine squatting on the pool's first address without a lease:
+	// the ping before an offer finds it, and the address is skipped.
+	squat, err := l.AddHost(ctx, "squat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "ip", "-n", squat, "addr", "add", "10.99.0.20/24", "dev", "eth0")
+
 	// busybox udhcpc, unknown to the inventory: a pool address.
 	ns2, err := l.AddHost(ctx, "udhcpc")
 	if err != nil {
@@ -78,8 +86,17 @@ hosts:
 	if err != nil || m == nil {
 		t.Fatalf("udhcpc: %v\n%s", err, out)
 	}
-	if ip := string(m[1]); !inLabPool(ip) {
-		t.Errorf("udhcpc got %s, outside the pool", ip)
+	if ip := string(m[1]); !inLabPool(ip) || ip == "10.99.0.20" {
+		t.Errorf("udhcpc got %s, want a free address of the pool", ip)
+	}
+	inUse := false
+	for _, e := range app.Entries() {
+		if e.Msg == "DHCP address in use by a host without a lease: kept out of the pool" && e.Addr == "10.99.0.20" {
+			inUse = true
+		}
+	}
+	if !inUse {
+		t.Error("the squatted address was not found in use by the probe")
 	}
 
 	// perfdhcp: full DORA exchanges from 200 simulated clients.
@@ -206,4 +223,3 @@ func parsePerfdhcpDORA(t *testing.T, out string) perfdhcpResult {
 	}
 	return r
 }
-

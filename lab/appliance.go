@@ -103,6 +103,7 @@ type LogEntry struct {
 	URI      string    `json:"uri"`
 	Status   int       `json:"status"`
 	Firmware string    `json:"firmware"`
+	Addr     string    `json:"addr"`
 	Bytes    int64     `json:"bytes"`
 	State    string    `json:"state"`
 	Version  string    `json:"version"`
