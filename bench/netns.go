@@ -118,31 +118,24 @@ func leftBehind(name string) bool {
 	return err == nil && pid > 0 && !lab.ProcessAlive(pid)
 }
 
-// proc is a server or client process started in a namespace, in its own
-// process group, killed if bench dies (Pdeathsig).
+// proc is a server or client process started in a namespace (a
+// lab.Process: its own process group, killed if bench dies).
 type proc struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
-	err     error
+	err     error // valid once done is closed
 }
 
 // startIn runs `ip netns exec ns name args...` with its output in logPath.
 func startIn(ns, logPath, name string, args ...string) (*proc, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lp, err := lab.StartProcess(context.Background(), logPath, mustLook("ip"), append([]string{"netns", "exec", ns, name}, args...)...)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	cmd := exec.Command(mustLook("ip"), append([]string{"netns", "exec", ns, name}, args...)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: filepath.Base(name), cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
+	p := &proc{name: filepath.Base(name), cmd: lp.Cmd(), logPath: logPath, done: make(chan struct{})}
+	go func() { p.err = lp.Wait(); close(p.done) }()
 	return p, nil
 }
 

@@ -81,3 +81,35 @@ func (p *proc) waitTimeout(d time.Duration) bool {
 		return false
 	}
 }
+
+// Process is a child process started by StartProcess: in its own process
+// group, its output appended to a log file, SIGKILLed with its group when
+// the context ends and (via Pdeathsig) when this process dies.
+type Process struct{ p *proc }
+
+// StartProcess starts name with args, its output appended to logPath.
+func StartProcess(ctx context.Context, logPath, name string, args ...string) (*Process, error) {
+	p, err := startProc(ctx, nil, logPath, name, args...)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{p}, nil
+}
+
+// Cmd returns the process's command (for its Process.Pid and Signal).
+func (p *Process) Cmd() *exec.Cmd { return p.p.cmd }
+
+// Done is closed once the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.p.done }
+
+// Wait waits for the process to exit and returns what exec.Cmd.Wait did.
+func (p *Process) Wait() error {
+	<-p.p.done
+	return p.p.err
+}
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool { return p.p.exited() }
+
+// Kill SIGKILLs the process group unless the process already exited.
+func (p *Process) Kill() { p.p.kill() }
