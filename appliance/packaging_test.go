@@ -43,10 +43,12 @@ type dockerStage struct {
 	Ins         []dockerInstruction
 }
 
-// parseDockerfile splits a Dockerfile into stages. It knows what these tests
-// need: comments, line continuations with a backslash, FROM IMAGE [AS NAME].
-func parseDockerfile(text string) ([]dockerStage, error) {
+// parseDockerfile splits a Dockerfile into stages, and returns the default
+// values of the ARGs before the first FROM. It knows what these tests need:
+// comments, line continuations with a backslash, FROM IMAGE [AS NAME].
+func parseDockerfile(text string) ([]dockerStage, map[string]string, error) {
 	var stages []dockerStage
+	globalArgs := map[string]string{}
 	var cur strings.Builder
 	start := 0
 	flush := func() error {
@@ -75,8 +77,10 @@ func parseDockerfile(text string) ([]dockerStage, error) {
 			return nil
 		}
 		if len(stages) == 0 {
-			if in.Cmd == "ARG" {
-				return nil // an ARG before the first FROM
+			if in.Cmd == "ARG" { // an ARG before the first FROM
+				k, v, _ := strings.Cut(in.Args, "=")
+				globalArgs[k] = v
+				return nil
 			}
 			return fmt.Errorf("line %d: %s before FROM", in.Line, in.Cmd)
 		}
@@ -101,13 +105,13 @@ func parseDockerfile(text string) ([]dockerStage, error) {
 		}
 		cur.WriteString(trimmed)
 		if err := flush(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := flush(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return stages, nil
+	return stages, globalArgs, nil
 }
 
 // runCommand is a RUN instruction's shell command, without its --mount and
@@ -194,18 +198,6 @@ func TestCheckGoImage(t *testing.T) {
 	}
 }
 
-func dockerStages(t *testing.T) (build, runtime dockerStage) {
-	t.Helper()
-	stages, err := parseDockerfile(readRepoFile(t, "Dockerfile"))
-	if err != nil {
-		t.Fatalf("Dockerfile: %v", err)
-	}
-	if len(stages) != 2 {
-		t.Fatalf("Dockerfile has %d stages, want 2 (build, runtime)", len(stages))
-	}
-	return stages[0], stages[1]
-}
-
 // stageWorkdir is the WORKDIR in force at the end of a stage ("/" if none).
 func stageWorkdir(st dockerStage) string {
 	dir := "/"
@@ -217,8 +209,99 @@ func stageWorkdir(st dockerStage) string {
 	return dir
 }
 
+// dockerfile is a parsed Dockerfile.
+type dockerfile struct {
+	named   map[string]dockerStage // stages by name
+	runtime dockerStage            // the last stage: the image
+	args    map[string]string      // default values of the ARGs before the first FROM
+}
+
+func readDockerfile(t *testing.T) dockerfile {
+	t.Helper()
+	stages, args, err := parseDockerfile(readRepoFile(t, "Dockerfile"))
+	if err != nil {
+		t.Fatalf("Dockerfile: %v", err)
+	}
+	if len(stages) == 0 {
+		t.Fatal("Dockerfile has no FROM")
+	}
+	d := dockerfile{named: map[string]dockerStage{}, runtime: stages[len(stages)-1], args: args}
+	for _, st := range stages {
+		if st.Name != "" {
+			d.named[st.Name] = st
+		}
+	}
+	return d
+}
+
+// stage is the stage that name stands for in a default build: a stage
+// that is only `FROM ${ARG} AS name` (or `FROM other AS name`) stands for
+// the stage its ARG's default (or other) names.
+func (d dockerfile) stage(name string) (dockerStage, error) {
+	for range 8 {
+		st, ok := d.named[name]
+		if !ok {
+			return dockerStage{}, fmt.Errorf("no stage %q", name)
+		}
+		from := st.Image
+		if arg, ok := strings.CutPrefix(from, "${"); ok {
+			arg = strings.TrimSuffix(arg, "}")
+			v, ok := d.args[arg]
+			if !ok {
+				return dockerStage{}, fmt.Errorf("stage %s is FROM %s: no ARG %s before the first FROM", name, from, arg)
+			}
+			from = v
+		}
+		if _, isStage := d.named[from]; isStage && len(st.Ins) == 0 {
+			name = from
+			continue
+		}
+		return st, nil
+	}
+	return dockerStage{}, fmt.Errorf("stage %q: FROM loops", name)
+}
+
+// copies returns, for each file the runtime stage copies from another
+// stage, where it comes from: the stage (in a default build) and the
+// absolute path there.
+func (d dockerfile) copies(t *testing.T) map[string]struct{ stage, src string } {
+	t.Helper()
+	out := map[string]struct{ stage, src string }{}
+	for _, in := range d.runtime.Ins {
+		if in.Cmd != "COPY" {
+			continue
+		}
+		f := strings.Fields(in.Args)
+		from, ok := strings.CutPrefix(f[0], "--from=")
+		if !ok || len(f) < 3 {
+			t.Errorf("line %d: COPY %s: the runtime stage copies only from other stages", in.Line, in.Args)
+			continue
+		}
+		st, err := d.stage(from)
+		if err != nil {
+			t.Errorf("line %d: %v", in.Line, err)
+			continue
+		}
+		srcs, dst := f[1:len(f)-1], f[len(f)-1]
+		for _, src := range srcs {
+			if !path.IsAbs(src) {
+				src = path.Join(stageWorkdir(st), src)
+			}
+			to := dst
+			if strings.HasSuffix(dst, "/") {
+				to = path.Join(dst, path.Base(src))
+			}
+			out[to] = struct{ stage, src string }{st.Name, src}
+		}
+	}
+	return out
+}
+
 func TestDockerfileBuildStage(t *testing.T) {
-	build, _ := dockerStages(t)
+	build, err := readDockerfile(t).stage("build")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := checkGoImage(build.Image, goDirective(t)); err != nil {
 		t.Error(err)
 	}
@@ -250,44 +333,55 @@ func TestDockerfileBuildStage(t *testing.T) {
 }
 
 func TestDockerfileRuntimeStage(t *testing.T) {
-	build, rt := dockerStages(t)
-	if rt.Image != "debian:bookworm-slim" {
-		t.Errorf("runtime image %q, want debian:bookworm-slim", rt.Image)
+	d := readDockerfile(t)
+	rt := d.runtime
+	if rt.Image != "scratch" {
+		t.Errorf("runtime image %q, want scratch (the binary is static)", rt.Image)
 	}
-	// Each file the build stage makes (relative to its WORKDIR) must land
-	// where CMD expects it: the key-less initramfs is the base that
-	// `serve --initrd-base` keys at each start.
+	ipxeStage, err := d.stage("ipxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	installsIPXE := false
+	for _, in := range ipxeStage.Ins {
+		if in.Cmd == "RUN" && regexp.MustCompile(`apt-get install .*--no-install-recommends.* ipxe( |$)`).MatchString(runCommand(in.Args)) {
+			installsIPXE = true
+		}
+	}
+	if !installsIPXE {
+		t.Errorf("stage %s (ipxe by default) does not install Debian's ipxe package with --no-install-recommends", ipxeStage.Name)
+	}
+	// Each file must land where `moobi serve` looks for it: the key-less
+	// initramfs is the base that `serve --initrd-base` keys at each start,
+	// the iPXE binaries are in ipxe_dir's default. Debian's ipxe.efi is a
+	// symlink to /boot/ipxe.efi, which a copy would leave dangling.
 	const base = "/usr/share/moobi/node-initrd-base.cpio.gz"
-	wantCopies := map[string]string{
-		"bin/moobi":               "/usr/local/bin/moobi",
-		"bin/node-initrd.cpio.gz": base,
+	ipxe := func(name string) string { return path.Join(inventory.DefaultIPXEDir, name) }
+	want := map[string]struct{ stage, src string }{
+		"/usr/local/bin/moobi":            {"build", "/src/bin/moobi"},
+		base:                              {"build", "/src/bin/node-initrd.cpio.gz"},
+		ipxe(inventory.DefaultBIOSBinary): {ipxeStage.Name, ipxe(inventory.DefaultBIOSBinary)},
+		ipxe(inventory.DefaultUEFIBinary): {ipxeStage.Name, "/boot/ipxe.efi"},
+		ipxe("snponly.efi"):               {ipxeStage.Name, ipxe("snponly.efi")},
+		"/usr/share/doc/ipxe/copyright":   {ipxeStage.Name, "/usr/share/doc/ipxe/copyright"},
 	}
-	gotCopies := map[string]string{}
+	got := d.copies(t)
+	for dst, w := range want {
+		if got[dst] != w {
+			t.Errorf("the runtime stage copies %q from %s:%s, want from %s:%s", dst, got[dst].stage, got[dst].src, w.stage, w.src)
+		}
+	}
+	build, err := d.stage("build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wd := stageWorkdir(build); wd != "/src" {
+		t.Errorf("build stage WORKDIR %s: make writes /src/bin/, which the runtime stage copies", wd)
+	}
 	var volumes []string
 	var entrypoint, cmd []string
-	installsIPXE := false
 	for _, in := range rt.Ins {
 		switch in.Cmd {
-		case "COPY":
-			f := strings.Fields(in.Args)
-			if len(f) != 3 || f[0] != "--from="+build.Name || build.Name == "" {
-				continue
-			}
-			src := f[1]
-			if path.IsAbs(src) {
-				rel, err := filepath.Rel(stageWorkdir(build), src)
-				if err != nil {
-					t.Errorf("line %d: %v", in.Line, err)
-					continue
-				}
-				src = rel
-			}
-			gotCopies[filepath.ToSlash(src)] = f[2]
-		case "RUN":
-			c := runCommand(in.Args)
-			if regexp.MustCompile(`apt-get install .*--no-install-recommends.* ipxe( |$)`).MatchString(c) {
-				installsIPXE = true
-			}
 		case "VOLUME":
 			if err := json.Unmarshal([]byte(in.Args), &volumes); err != nil {
 				volumes = strings.Fields(in.Args)
@@ -300,23 +394,17 @@ func TestDockerfileRuntimeStage(t *testing.T) {
 			if err := json.Unmarshal([]byte(in.Args), &cmd); err != nil {
 				t.Errorf("line %d: CMD is not in exec form: %v", in.Line, err)
 			}
+		case "RUN":
+			t.Errorf("line %d: RUN in the runtime stage, which has no shell", in.Line)
 		}
-	}
-	for src, dst := range wantCopies {
-		if gotCopies[src] != dst {
-			t.Errorf("runtime stage copies the build stage's %s to %q, want %s", src, gotCopies[src], dst)
-		}
-	}
-	if !installsIPXE {
-		t.Error("runtime stage does not install Debian's ipxe package with --no-install-recommends")
 	}
 	for _, v := range []string{inventory.DefaultDataDir, "/etc/moobi"} {
 		if !slices.Contains(volumes, v) {
 			t.Errorf("VOLUME %q lacks %s", volumes, v)
 		}
 	}
-	if !slices.Equal(entrypoint, []string{"moobi"}) {
-		t.Errorf("ENTRYPOINT %q, want [moobi]", entrypoint)
+	if !slices.Equal(entrypoint, []string{"/usr/local/bin/moobi"}) {
+		t.Errorf("ENTRYPOINT %q, want [/usr/local/bin/moobi]", entrypoint)
 	}
 	if want := []string{"serve", "--config", "/etc/moobi/hosts.yaml", "--initrd-base", base}; !slices.Equal(cmd, want) {
 		t.Errorf("CMD %q, want %q", cmd, want)

@@ -86,6 +86,31 @@ func NodeInitrd(ctx context.Context, cacheDir, bin, src, keyFile string) (path s
 	if err != nil {
 		return "", false, err
 	}
+	base, built, err := NodeInitrdBase(ctx, cacheDir, bin, src)
+	if err != nil {
+		return "", false, err
+	}
+	path = strings.Replace(base, "node-initrd-base-", "node-initrd-", 1)
+	path = strings.TrimSuffix(path, ".cpio.gz") + "-key-" + bootsign.KeyID(pub) + ".cpio.gz"
+	unlock, err := lockFile(ctx, filepath.Join(filepath.Dir(base), ".lock"))
+	if err != nil {
+		return "", false, err
+	}
+	defer unlock()
+	if _, err := os.Stat(path); err == nil {
+		return path, built, nil
+	}
+	if out, err := exec.CommandContext(ctx, bin, "initrd", "build", "--base", base, "--key", keyFile, "--out", path).CombinedOutput(); err != nil {
+		return "", false, fmt.Errorf("moobi initrd build --key: %v\n%s", err, out)
+	}
+	return path, built, nil
+}
+
+// NodeInitrdBase returns the node initramfs without a key (`BIN initrd
+// build --base-only` of the source tree src, slow), cached in cacheDir
+// under a hash of the sources it is built from. built reports whether it
+// had to be built. Concurrent calls, from different processes too, are safe.
+func NodeInitrdBase(ctx context.Context, cacheDir, bin, src string) (base string, built bool, err error) {
 	sum, err := sourceHash(src, "go.mod", "go.sum", "initrd", "images", "nodeapi", "bootsign")
 	if err != nil {
 		return "", false, err
@@ -99,21 +124,14 @@ func NodeInitrd(ctx context.Context, cacheDir, bin, src, keyFile string) (path s
 		return "", false, err
 	}
 	defer unlock()
-	base := filepath.Join(dir, "node-initrd-base-"+sum[:16]+".cpio.gz")
+	base = filepath.Join(dir, "node-initrd-base-"+sum[:16]+".cpio.gz")
 	if _, err := os.Stat(base); err != nil {
 		if out, err := exec.CommandContext(ctx, bin, "initrd", "build", "--base-only", "--out", base, "--src", src).CombinedOutput(); err != nil {
 			return "", false, fmt.Errorf("moobi initrd build --base-only: %v\n%s", err, out)
 		}
 		built = true
 	}
-	path = filepath.Join(dir, "node-initrd-"+sum[:16]+"-key-"+bootsign.KeyID(pub)+".cpio.gz")
-	if _, err := os.Stat(path); err == nil {
-		return path, built, nil
-	}
-	if out, err := exec.CommandContext(ctx, bin, "initrd", "build", "--base", base, "--key", keyFile, "--out", path).CombinedOutput(); err != nil {
-		return "", false, fmt.Errorf("moobi initrd build --key: %v\n%s", err, out)
-	}
-	return path, built, nil
+	return base, built, nil
 }
 
 // sourceHash hashes the Go sources and module files under the given paths
