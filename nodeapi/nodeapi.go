@@ -38,6 +38,13 @@ type BootConfig struct {
 	// appliances that predate the field) fails the boot, CacheFallbackRAM
 	// caches the image in RAM instead and reports that it did.
 	CacheFallback string `json:"cache_fallback,omitempty"`
+	// MachineID is the node's /etc/machine-id: 32 hex digits, the same on
+	// every boot of the host.
+	MachineID string `json:"machine_id,omitempty"`
+	// Overlay is the node's per-host overlay (identity and the operator's
+	// files), which the node fetches and checks against SHA256 before it
+	// writes it onto the image's writable root.
+	Overlay *OverlayRef `json:"overlay,omitempty"`
 	// Nonce is the one the node sent with its request (NonceHeader), and
 	// Boot the boot token it presented (boottoken.Header): a node accepts
 	// only the config answering this request of this boot, not a signed
@@ -52,6 +59,16 @@ const NonceHeader = "Moobi-Nonce"
 
 // ValidNonce reports whether n is a well-formed nonce.
 func ValidNonce(n string) bool { return len(n) >= 32 && len(n) <= 64 && isHex(n) }
+
+// OverlayRef pins a node's rendered overlay (a tar archive).
+type OverlayRef struct {
+	URL    string `json:"url"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// MaxOverlayBytes bounds an overlay a node accepts.
+const MaxOverlayBytes = 8 << 20
 
 // Values of BootConfig.CacheFallback (hosts.yaml's cache_fallback).
 const (
@@ -72,6 +89,12 @@ func (c *BootConfig) Validate() error {
 		return fmt.Errorf("boot config: size %d is not positive", c.Size)
 	case len(c.SHA256) != 64 || !isHex(c.SHA256):
 		return fmt.Errorf("boot config: sha256 %q is not 64 hex digits", c.SHA256)
+	case c.MachineID != "" && (len(c.MachineID) != 32 || !isHex(c.MachineID)):
+		return fmt.Errorf("boot config: machine_id %q is not 32 hex digits", c.MachineID)
+	case c.Overlay != nil && (c.Overlay.URL == "" || len(c.Overlay.SHA256) != 64 || !isHex(c.Overlay.SHA256)):
+		return fmt.Errorf("boot config: overlay needs a url and a sha256 of 64 hex digits")
+	case c.Overlay != nil && (c.Overlay.Size <= 0 || c.Overlay.Size > MaxOverlayBytes):
+		return fmt.Errorf("boot config: overlay size %d is not within 1..%d bytes", c.Overlay.Size, MaxOverlayBytes)
 	case c.CacheFallback != "" && c.CacheFallback != CacheFallbackFail && c.CacheFallback != CacheFallbackRAM:
 		return fmt.Errorf("boot config: cache_fallback %q is neither %q nor %q", c.CacheFallback, CacheFallbackFail, CacheFallbackRAM)
 	}
@@ -107,11 +130,14 @@ const (
 	StateFetching = "fetching"
 	StateVerified = "verified"
 	StateRunning  = "running"
+	// StateDegraded: the image's systemd reached its default target with
+	// failed units (the event's Reason names them).
+	StateDegraded = "degraded"
 	StateFailed   = "failed"
 )
 
 // States lists every state, in boot order.
-var States = []string{StateDHCP, StateFirmware, StateKernel, StateFetching, StateVerified, StateRunning, StateFailed}
+var States = []string{StateDHCP, StateFirmware, StateKernel, StateFetching, StateVerified, StateRunning, StateDegraded, StateFailed}
 
 // ValidState reports whether s is a known state.
 func ValidState(s string) bool {

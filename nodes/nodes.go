@@ -331,7 +331,7 @@ func (r *Registry) enter(n *Node, state string, now time.Time) bool {
 		n.Phases = append(n.Phases[:0], n.Phases[1:]...)
 	}
 	n.Phases = append(n.Phases, Phase{State: state, Start: now})
-	if state == nodeapi.StateRunning && r.Observer != nil && !n.BootStarted.IsZero() {
+	if (state == nodeapi.StateRunning || state == nodeapi.StateDegraded) && r.Observer != nil && !n.BootStarted.IsZero() {
 		r.Observer.BootDone(now.Sub(n.BootStarted))
 	}
 	n.State = state

@@ -90,6 +90,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/nodes/{mac}", s.getNode)
 	mux.HandleFunc("GET /v1/nodes/{mac}/boot", s.bootConfig)
 	mux.HandleFunc("POST /v1/nodes/{mac}/events", s.postEvent)
+	mux.HandleFunc("GET /v1/nodes/{mac}/overlay", s.nodeOverlay)
 	mux.HandleFunc("GET /v1/swarm", s.listSwarms)
 	mux.HandleFunc("GET /v1/stream", s.stream)
 	if s.Dashboard != nil {

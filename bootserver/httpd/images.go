@@ -3,6 +3,7 @@ package httpd
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 
@@ -87,6 +88,12 @@ func (s *Server) bootConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg := BootConfig(h, p, m, s.BaseURL())
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if err := s.withOverlay(&cfg, OverlaySpec(h, p, m, ip, s.BaseURL())); err != nil {
+		s.Log.Error("render overlay", "mac", h.MAC.String(), "name", h.Name, "err", err)
+		http.Error(w, "overlay: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	cfg.Nonce, cfg.Boot = nonce, r.Header.Get(boottoken.Header)
 	s.writeBootConfig(w, cfg)
 }

@@ -23,12 +23,25 @@ type SeedSpec struct {
 	Port      int    `json:"port"`
 	Image     string `json:"image"`
 	Version   string `json:"version"`
+	// Server and MAC let the seeder report the node's state after the
+	// pivot.
+	Server string `json:"server,omitempty"`
+	MAC    string `json:"mac,omitempty"`
+	// BootToken is the boot's token (Options.BootToken), which the
+	// appliance requires on the seeder's reports too.
+	BootToken string `json:"boot,omitempty"`
+	// WatchSystemd says the image's init is systemd: the seeder reports
+	// the node running (or degraded) once systemd has reached its default
+	// target.
+	WatchSystemd bool `json:"watch_systemd,omitempty"`
 }
 
-// SaveSeedSpec writes the spec of this session's verified image to path.
-func (s *Session) SaveSeedSpec(path string) error {
+// SaveSeedSpec writes the spec of this session's verified image to path;
+// watchSystemd asks the seeder to report the node's state once the image's
+// systemd is up.
+func (s *Session) SaveSeedSpec(path string, watchSystemd bool) error {
 	b, err := json.Marshal(SeedSpec{InfoBytes: s.infoBytes, Path: s.Path, Tracker: s.Config.Tracker, Port: s.o.Port,
-		Image: s.Config.Image, Version: s.Config.Version})
+		Image: s.Config.Image, Version: s.Config.Version, Server: s.o.Server, MAC: s.o.MAC.String(), BootToken: s.o.BootToken, WatchSystemd: watchSystemd})
 	if err != nil {
 		return err
 	}
@@ -55,6 +68,13 @@ func Seed(ctx context.Context, specPath string, log *slog.Logger, ready func()) 
 	if spec.Port == 0 {
 		spec.Port = swarm.DefaultPort
 	}
+	proc := -1
+	if spec.WatchSystemd {
+		if proc, err = OpenProc(); err != nil {
+			log.Warn("cannot watch systemd: /proc", "err", err)
+			spec.WatchSystemd = false
+		}
+	}
 	cl, err := torrent.NewClient(swarm.NodeConfig(spec.Port, log.With("component", "torrent")))
 	if err != nil {
 		return fmt.Errorf("seeder: BitTorrent client on port %d: %w", spec.Port, err)
@@ -70,6 +90,9 @@ func Seed(ctx context.Context, specPath string, log *slog.Logger, ready func()) 
 	log.Info("seeding", "image", spec.Image, "version", spec.Version, "path", spec.Path, "complete", t.Complete().Bool())
 	if ready != nil {
 		ready()
+	}
+	if spec.WatchSystemd {
+		go WatchSystemd(ctx, spec, proc, log)
 	}
 	<-ctx.Done()
 	return nil

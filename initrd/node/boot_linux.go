@@ -100,6 +100,14 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 		return err
 	}
 	log.Info("boot config verified", "key_id", bootsign.KeyID(pub), "image", cfg.Image, "version", cfg.Version)
+	var ov []byte
+	if cfg.Overlay != nil {
+		// Fetched before the image: a broken overlay fails the boot early.
+		if ov, err = fetch.GetOverlay(ctx, opts, *cfg.Overlay); err != nil {
+			fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
+			return err
+		}
+	}
 	choice, err := prepareCache(cfg)
 	if err != nil {
 		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
@@ -119,19 +127,46 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 	}
 	fmt.Fprintf(os.Stderr, "MOOBI: %s %s verified: %d bytes, %d reused, %d from peers, %d from the appliance's seeder, %d from the web seed, %.1fs\n",
 		cfg.Image, cfg.Version, s.Stats.Size, s.Stats.Reused, s.Stats.FromPeers, s.Stats.FromApp, s.Stats.FromSeed, s.Stats.Duration.Seconds())
-	if err := s.SaveSeedSpec(seedSpec); err != nil {
-		s.Close()
-		return err
-	}
-	s.Close() // the seeder process takes over the port
 	if err := mountImage(cache, p.Hostname); err != nil {
+		s.Close()
 		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
 		return err
 	}
+	var dev string
+	var devSize int64
+	if cfg.Cache != "" && cache == cfg.Cache {
+		dev = cfg.Cache
+		devSize, _ = deviceSize(dev)
+	}
+	id, err := applyIdentity(log, newRoot, cfg, ov, dev, devSize)
+	if err != nil {
+		s.Close()
+		unmountImage()
+		err = fmt.Errorf("node identity: %w", err)
+		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "MOOBI: %s\n", describeIdentity(id))
+	systemd := isSystemd(newRoot, p.Init)
+	if err := s.SaveSeedSpec(seedSpec, systemd); err != nil {
+		s.Close()
+		unmountImage()
+		return err
+	}
+	s.Close() // the seeder process takes over the port
+	seeding := true
 	if err := startSeeder(); err != nil {
 		log.Warn("seeder did not start; booting without it", "err", err)
+		seeding = false
 	}
-	fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateRunning, Message: "switching to the image's init, seeding", Image: cfg.Image, Version: cfg.Version})
+	switch {
+	case systemd && seeding:
+		// The seeder reports running once systemd has reached its
+		// default target.
+		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateVerified, Message: "switching to the image's systemd; running once it reaches its default target", Image: cfg.Image, Version: cfg.Version})
+	default:
+		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateRunning, Message: "switching to the image's init, seeding", Image: cfg.Image, Version: cfg.Version})
+	}
 	fmt.Fprintf(os.Stderr, "MOOBI: switching root to %s %s as %s\n", cfg.Image, cfg.Version, p.Hostname)
 	return mount.SwitchRoot(newRoot, p.Init)
 }
@@ -331,4 +366,12 @@ func startSeeder() error {
 		return fmt.Errorf("seeder not ready: %w", err)
 	}
 	return nil
+}
+
+// unmountImage undoes mountImage, so that the next boot attempt starts
+// clean.
+func unmountImage() {
+	for _, d := range []string{newRoot, rwDir, roDir} {
+		unix.Unmount(d, unix.MNT_DETACH)
+	}
 }

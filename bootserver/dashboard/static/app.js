@@ -12,9 +12,9 @@
 
 (() => {
   // The header lists the states furthest along first, failures last.
-  const COUNT_ORDER = ['running', 'verified', 'fetching', 'kernel', 'firmware', 'dhcp', 'unknown', 'failed'];
+  const COUNT_ORDER = ['running', 'degraded', 'verified', 'fetching', 'kernel', 'firmware', 'dhcp', 'unknown', 'failed'];
   // States a node stays in: their open phase is time spent, not a step.
-  const RESTING = new Set(['running', 'failed', 'unknown']);
+  const RESTING = new Set(['running', 'degraded', 'failed', 'unknown']);
 
   const $ = (id) => document.getElementById(id);
 
@@ -136,8 +136,9 @@
     t.addr.textContent = n.address || 'no address yet';
     t.image.textContent = n.image ? n.image + ' ' + (n.version || '') : '';
     t.image.hidden = !n.image;
-    t.reason.textContent = n.state === 'failed' ? n.reason || 'no reason given' : '';
-    t.reason.hidden = n.state !== 'failed';
+    const why = n.state === 'failed' || n.state === 'degraded';
+    t.reason.textContent = why ? n.reason || 'no reason given' : '';
+    t.reason.hidden = !why;
     const fetching = n.state === 'fetching' && n.total > 0;
     t.meter.hidden = t.progress.hidden = !fetching;
     if (fetching) {
@@ -402,7 +403,7 @@
     const reached = parseTime(last.p.start);
     let text = '';
     if (last.resting && last.p.state !== 'unknown' && started !== null && reached !== null) {
-      text = (last.p.state === 'running' ? 'Running ' : 'Failed ') + duration((reached - started) / 1000) + ' after the boot began.';
+      text = ({ running: 'Running ', degraded: 'Running, degraded, ' }[last.p.state] || 'Failed ') + duration((reached - started) / 1000) + ' after the boot began.';
     }
     $('detail-boot').textContent = text;
   }
