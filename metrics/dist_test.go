@@ -41,6 +41,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	m.TFTPTransfer(net.IPv4(10, 0, 0, 1), "undionly.kpxe", tftpd.Result("ok"))
 	m.HTTPRequest("/healthz", 200)
 	m.HTTPRefused()
+	m.AuthRefused()("missing")
 	m.PhaseDone("fetching", time.Second)
 	m.BootDone(time.Minute)
 	fams, err := m.Registry.Gather()
