@@ -2,9 +2,11 @@ package bootserver
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,12 @@ type fullEnvEntry struct {
 // listenFullDHCP checks that no other DHCP server answers on the boot
 // VLAN, then opens the full DHCP server's socket and loads its leases.
 func (s *Service) listenFullDHCP(ctx context.Context, app inventory.Appliance) (*fulldhcp.Server, net.PacketConn, error) {
+	if a, ok := netip.AddrFromSlice(s.serverIP.To4()); !ok || !app.DHCP.Subnet.Contains(a) {
+		return nil, nil, fmt.Errorf("full DHCP: the appliance's address %v is not inside appliance.dhcp.subnet %s", s.serverIP, app.DHCP.Subnet)
+	}
+	if nets := interfaceNetworks(app.Interface); !slices.Contains(nets, app.DHCP.Subnet) {
+		return nil, nil, fmt.Errorf("full DHCP: appliance.dhcp.subnet %s is not a network of %s (%v)", app.DHCP.Subnet, app.Interface, nets)
+	}
 	if err := fulldhcp.CheckAlone(ctx, app.Interface, s.serverIP, fullCheckWait); err != nil {
 		return nil, nil, err
 	}
@@ -90,4 +98,15 @@ func (s *Service) fullDHCPEnv(cache *atomic.Pointer[fullEnvEntry]) fulldhcp.Env 
 	}
 	cache.Store(&fullEnvEntry{inv: inv, env: env})
 	return env
+}
+
+// interfaceNetworks are the boot interface's IPv4 networks.
+func interfaceNetworks(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range bootNetworks(name) {
+		if p.Addr().Is4() {
+			out = append(out, p)
+		}
+	}
+	return out
 }

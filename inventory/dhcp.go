@@ -201,6 +201,9 @@ func (p *parser) checkDHCP(inv *Inventory, applianceLine int) {
 		if d.InPool(server) {
 			p.errorf(line, "appliance.dhcp.range %s-%s holds the appliance's own address %s", d.RangeStart, d.RangeEnd, server)
 		}
+		if !d.Subnet.Contains(server) {
+			p.errorf(line, "appliance.address %s is not inside appliance.dhcp.subnet %s", server, d.Subnet)
+		}
 	}
 	byIP := map[netip.Addr]*Host{}
 	for _, name := range sortedKeys(inv.Hosts) {

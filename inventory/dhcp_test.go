@@ -61,6 +61,7 @@ func TestDHCPProblems(t *testing.T) {
 		{"bad subnet", "10.99.0.0/24", "10.99.0.0", `8: appliance.dhcp.subnet "10.99.0.0" is not an IPv4 network`},
 		{"bad dns", "[10.99.0.1, 10.99.0.2]", "[10.99.0.1, fd00::1]", `11: appliance.dhcp.dns: "fd00::1" is not an IPv4 address`},
 		{"bad lease", "30m", "30", `13: appliance.dhcp.lease_time "30" is not a duration`},
+		{"address outside", "    subnet: 10.99.0.0/24\n", "    subnet: 10.98.0.0/16\n", `6: appliance.address 10.99.0.1 is not inside appliance.dhcp.subnet 10.98.0.0/16`},
 		{"router outside", "router: 10.99.0.254", "router: 10.98.0.254", `6: appliance.dhcp.router 10.98.0.254 is not inside the subnet`},
 		{"ip in pool", "ip: 10.99.0.11", "ip: 10.99.0.150", `23: host rack1-node01: ip 10.99.0.150 is inside the dynamic range 10.99.0.100-10.99.0.199`},
 		{"ip outside subnet", "ip: 10.99.0.11", "ip: 10.98.0.11", `23: host rack1-node01: ip 10.98.0.11 is not inside the subnet 10.99.0.0/24`},
