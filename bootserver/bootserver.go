@@ -204,6 +204,12 @@ func (s *Service) Run(ctx context.Context) error {
 		Dashboard: s.Dashboard,
 	}
 	web.Power, web.Admin = s.powerRunner(), guard.Wrap
+	adminLn, err := adminViews(app, web, guard)
+	if err != nil {
+		closeAll(append(dhcpConns, tftpConn))
+		httpLn.Close()
+		return err
+	}
 	s.Metrics.SetSwarmSource(func() []metrics.Swarm {
 		views, err := web.Swarms()
 		if err != nil {
@@ -225,6 +231,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return tftp.Serve(ctx, tftpConn) })
 	g.Go(func() error { return web.Serve(ctx, httpLn) })
+	if adminLn != nil {
+		g.Go(func() error { return web.ServeAdmin(ctx, adminLn) })
+	}
 	g.Go(func() error { return s.Store.Watch(ctx, s.HUP) })
 	g.Go(func() error { return seed.Run(ctx) })
 	g.Go(func() error { return track.Run(ctx) })

@@ -63,13 +63,20 @@ type Server struct {
 	// it wraps handlers that need the admin token (adminauth.Guard.Wrap).
 	Power PowerRunner
 	Admin func(http.Handler) http.Handler
+	// ReadAuth, if set, wraps the read-only views (see readOnlyRoutes):
+	// adminauth.Guard.Wrap with appliance.read_auth token.
+	ReadAuth func(http.Handler) http.Handler
+	// AdminElsewhere leaves the read-only views out of Handler: they are
+	// served by ServeAdmin on appliance.admin_listen.
+	AdminElsewhere bool
 
 	limits       nodeLimits // per node, for per-host endpoints
 	scriptLimits nodeLimits // per address, for boot scripts
 	tokensOnce   sync.Once
 	tokens       *boottoken.Tokens // see bootTokens
 	// closing is closed when the server starts draining: live streams end.
-	closing chan struct{}
+	closing     chan struct{}
+	closingOnce sync.Once // makes closing, in Serve or ServeAdmin
 }
 
 // Handler returns the service's routes, wrapped in request logging.
@@ -86,25 +93,17 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /ipxe/{name}", s.ipxeBinary)
 	mux.HandleFunc("GET /images/{name}/{version}/{file}", s.imageFile)
 	mux.HandleFunc("GET /v1/images", s.listImages)
-	mux.HandleFunc("GET /v1/nodes", s.listNodes)
-	mux.HandleFunc("GET /v1/nodes/{mac}", s.getNode)
 	mux.HandleFunc("GET /v1/nodes/{mac}/boot", s.bootConfig)
 	mux.HandleFunc("POST /v1/nodes/{mac}/events", s.postEvent)
 	mux.HandleFunc("GET /v1/nodes/{mac}/overlay", s.nodeOverlay)
-	mux.HandleFunc("GET /v1/swarm", s.listSwarms)
-	mux.HandleFunc("GET /v1/stream", s.stream)
-	if s.Dashboard != nil {
-		mux.Handle("GET /{$}", s.Dashboard)
-		mux.Handle("GET /ui/", s.Dashboard)
+	if !s.AdminElsewhere {
+		s.readOnlyRoutes(mux)
 	}
 	if s.Power != nil {
 		s.powerRoutes(mux)
 	}
 	if s.Tracker != nil {
 		mux.Handle("GET /announce", s.Tracker)
-	}
-	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.Metrics)
 	}
 	return s.logRequests(mux)
 }
@@ -122,7 +121,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return context.WithValue(ctx, connKey{}, c)
 		},
 	}
-	s.closing = make(chan struct{})
+	s.closingOnce.Do(func() { s.closing = make(chan struct{}) })
 	srv.RegisterOnShutdown(func() { close(s.closing) })
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(limitPerAddress(ln, MaxConnsPerAddress, s.Refused)) }()
