@@ -82,7 +82,7 @@ demo: bin/moobi
 # needs on top (the servers it compares with, perfdhcp from kea-admin). Both
 # targets install them when run as root; .ci/run installs what make test
 # needs, a superset of DEMO_PKGS.
-DEMO_PKGS  := iproute2 dnsmasq-base qemu-system-x86 ipxe-qemu ovmf ipxe busybox-static squashfs-tools kmod curl
+DEMO_PKGS  := iproute2 dnsmasq-base qemu-system-x86 ipxe-qemu ovmf ipxe busybox-static squashfs-tools kmod curl mmdebstrap openssh-client
 BENCH_PKGS := $(DEMO_PKGS) kea-admin tftpd-hpa nginx qemu-utils cpio
 
 # $(call APT_INSTALL,PACKAGES): as root, install PACKAGES quietly (running

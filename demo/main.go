@@ -1,13 +1,17 @@
 // Command demo brings up a throwaway lab — a boot VLAN in a network
 // namespace, dnsmasq as the site DHCP server, `moobi serve` as the proxy —
-// publishes a small image, boots a rack of BIOS and UEFI VMs into it over
-// BitTorrent, prints each node's boot timeline as the appliance saw it and
-// the appliance's upload next to the peers', and tears everything down.
-// Run as root (`make demo`).
+// builds a Debian 12 server image from Debian's packages (mmdebstrap, kept
+// in the cache) with `moobi image build`, boots a rack of BIOS and UEFI VMs
+// into it over BitTorrent, logs into each over SSH with the key hosts.yaml
+// gives, prints each node's boot timeline as the appliance saw it and the
+// appliance's upload next to the peers', and tears everything down. With
+// --image busybox it boots a small busybox image instead (faster). Run as
+// root (`make demo`).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -33,21 +37,26 @@ func main() {
 	cache := flag.String("cache", ".cache/lab", "cache folder for the kernel and the node initramfs")
 	src := flag.String("src", ".", "the moobi source tree (to build the node initramfs)")
 	keep := flag.Bool("keep", false, "keep the lab's folder (logs, consoles) after teardown")
+	kind := flag.String("image", "debian", "what the rack boots: debian (a Debian 12 server, logged into over SSH) or busybox (a 64 MiB toy image, faster)")
 	flag.Parse()
-	if err := run(*bin, *cache, *src, *keep); err != nil {
+	if *kind != "debian" && *kind != "busybox" {
+		fmt.Fprintln(os.Stderr, "demo: --image must be debian or busybox")
+		os.Exit(2)
+	}
+	if err := run(*bin, *cache, *src, *keep, *kind == "debian"); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, cache, src string, keep bool) error {
+func run(bin, cache, src string, keep, debian bool) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the demo builds network namespaces and VMs: run it as root")
 	}
 	bin, _ = filepath.Abs(bin)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	lab.CleanupStale(ctx)
 
@@ -81,9 +90,25 @@ func run(bin, cache, src string, keep bool) error {
 	if err != nil {
 		return err
 	}
-	step("building a 64 MiB squashfs image whose init says hello")
 	image := filepath.Join(dir, "image.squashfs")
-	if err := lab.BuildBootImage(image, 64); err != nil {
+	var rootfs string
+	if debian {
+		step("building a Debian 12 server root filesystem with mmdebstrap (systemd, udev, openssh-server, Debian's cloud kernel; cached in %s)", cache)
+		if rootfs, err = lab.DebianRootfs(ctx, cache); err != nil {
+			return err
+		}
+	} else {
+		step("building a 64 MiB squashfs image whose init says hello")
+		if err := lab.BuildBootImage(image, 64); err != nil {
+			return err
+		}
+	}
+	sshKey := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator@demo", "-f", sshKey).CombinedOutput(); err != nil {
+		return fmt.Errorf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(sshKey + ".pub")
+	if err != nil {
 		return err
 	}
 	rack := []node{
@@ -118,15 +143,23 @@ profiles:
   web:
     image: web
     cmdline: console=ttyS0 panic=-1 random.trust_cpu=on
+    authorized_keys: [%q]
 hosts:
-%s`, dir, initrd, key, hosts.String())), 0o644); err != nil {
+%s`, dir, initrd, key, strings.TrimSpace(string(pub)), hosts.String())), 0o644); err != nil {
 		return err
 	}
-	step("publishing the image: moobi image add")
-	if out, err := exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules).CombinedOutput(); err != nil {
-		return fmt.Errorf("moobi image add: %v\n%s", err, out)
+	var publish *exec.Cmd
+	if debian {
+		step("publishing the image: moobi image build %s", rootfs)
+		publish = exec.CommandContext(ctx, bin, "image", "build", "--config", cfg, "--name", "web", rootfs)
 	} else {
-		fmt.Print(indent(string(out)))
+		step("publishing the image: moobi image add")
+		publish = exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules)
+	}
+	if out, err := publish.CombinedOutput(); err != nil {
+		return fmt.Errorf("publishing the image: %v\n%s", err, out)
+	} else {
+		fmt.Print(indent(lastLines(string(out), 6)))
 	}
 	app, err := l.StartAppliance(ctx, bin, cfg)
 	if err != nil {
@@ -143,21 +176,42 @@ hosts:
 	var wg sync.WaitGroup
 	errs := make([]error, len(rack))
 	for i, n := range rack {
-		vm, err := l.StartVM(ctx, lab.VMOptions{Name: n.name, MAC: n.mac, Firmware: n.fw, MemoryMB: 768})
+		mem := 768
+		if debian {
+			mem = 1024
+		}
+		vm, err := l.StartVM(ctx, lab.VMOptions{Name: n.name, MAC: n.mac, Firmware: n.fw, MemoryMB: mem})
 		if err != nil {
 			return err
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+			wctx, wcancel := context.WithTimeout(ctx, 12*time.Minute)
 			defer wcancel()
-			if err := vm.WaitConsole(wctx, lab.ImageMarker+n.name); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", n.name, err)
+			if !debian {
+				if err := vm.WaitConsole(wctx, lab.ImageMarker+n.name); err != nil {
+					errs[i] = fmt.Errorf("%s: %w", n.name, err)
+					return
+				}
+				booted[i] = time.Since(start)
+				fmt.Printf("  %-14s %-4s image init says: hello from %s  (%.1fs after power-on)\n", n.name, n.fw, n.name, booted[i].Seconds())
+				return
+			}
+			st, err := waitServer(wctx, l, n.mac)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w\nconsole:\n%s", n.name, err, lab.Tail(vm.Console(), 30))
 				return
 			}
 			booted[i] = time.Since(start)
-			fmt.Printf("  %-14s %-4s image init says: hello from %s  (%.1fs after power-on)\n", n.name, n.fw, n.name, booted[i].Seconds())
+			out, err := l.Command(wctx, "ssh", "-i", sshKey, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+				"-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "root@"+st.Address,
+				`echo "$(hostname) $(systemctl is-system-running) $(. /etc/os-release; echo $PRETTY_NAME), kernel $(uname -r)"`).CombinedOutput()
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: ssh root@%s: %v: %s", n.name, st.Address, err, out)
+				return
+			}
+			fmt.Printf("  %-14s %-4s %-14s running %.1fs after power-on; ssh root@%s: %s\n", n.name, n.fw, st.Address, booted[i].Seconds(), st.Address, strings.TrimSpace(string(out)))
 		}()
 	}
 	wg.Wait()
@@ -168,13 +222,17 @@ hosts:
 		}
 	}
 	step("all %d nodes booted in %.1fs", len(rack), time.Since(start).Seconds())
-	st, _ := os.Stat(image)
+	n0, err := nodeStatus(ctx, l, rack[0].mac)
+	if err != nil {
+		return err
+	}
+	size := float64(n0.Total)
 	metrics, _ := l.Command(ctx, "curl", "-s", "http://"+lab.ApplianceAddr+":8080/metrics").Output()
 	up := metric(string(metrics), `moobi_swarm_uploaded_bytes_total{image="web",protocol="bittorrent"}`) +
 		metric(string(metrics), `moobi_swarm_uploaded_bytes_total{image="web",protocol="http"}`)
-	total := float64(st.Size()) * float64(len(rack))
+	total := size * float64(len(rack))
 	step("the rack received %.0f MB of image; the appliance uploaded %.0f MB (%.2f× one image), the nodes %.0f MB to each other",
-		total/1e6, up/1e6, up/float64(st.Size()), (total-up)/1e6)
+		total/1e6, up/1e6, up/size, (total-up)/1e6)
 	return nil
 }
 
@@ -249,4 +307,54 @@ func dash(s string) string {
 
 func step(format string, args ...any) {
 	fmt.Printf("==> "+format+"\n", args...)
+}
+
+// serverState is what the demo reads of a node in /v1/nodes.
+type serverState struct {
+	State   string `json:"state"`
+	Reason  string `json:"reason"`
+	Address string `json:"address"`
+	Total   int64  `json:"total"`
+}
+
+func nodeStatus(ctx context.Context, l *lab.Lab, mac string) (serverState, error) {
+	var st serverState
+	out, err := l.Command(ctx, "curl", "-sS", "--max-time", "10", "http://"+lab.ApplianceAddr+":8080/v1/nodes/"+mac).Output()
+	if err != nil {
+		return st, fmt.Errorf("GET /v1/nodes/%s: %w", mac, err)
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("GET /v1/nodes/%s: %w", mac, err)
+	}
+	return st, nil
+}
+
+// waitServer waits until the node reports running: its systemd reached
+// its default target.
+func waitServer(ctx context.Context, l *lab.Lab, mac string) (serverState, error) {
+	for {
+		st, err := nodeStatus(ctx, l, mac)
+		if err == nil {
+			switch st.State {
+			case "running":
+				return st, nil
+			case "failed", "degraded":
+				return st, fmt.Errorf("%s: %s", st.State, st.Reason)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("not running (state %q): %w", st.State, ctx.Err())
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
