@@ -101,13 +101,13 @@ func powerCmd(args []string, stdout, stderr io.Writer) int {
 // printPower prints one line per host and a summary.
 func printPower(w io.Writer, action power.Action, out httpd.PowerResponse) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tPOWER\tRESULT\tBMC\tTIME")
+	fmt.Fprintln(tw, "HOST\tPOWER\tBMC\tTIME\tRESULT")
 	for _, r := range out.Results {
 		result := "ok"
 		if !r.OK {
 			result = "FAILED (" + r.Kind + "): " + r.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1fs\n", r.Host, r.State, result, r.BMC, r.Seconds)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fs\t%s\n", r.Host, r.State, r.BMC, r.Seconds, result)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "power %s: %d hosts, %d ok, %d failed\n", action, len(out.Results), out.OK, out.Failed)

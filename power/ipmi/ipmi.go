@@ -65,8 +65,10 @@ func classify(err error) error {
 	case strings.Contains(msg, "unauthorized name"), strings.Contains(msg, "invalid integrity check"),
 		strings.Contains(msg, "unauthorized role"):
 		return fmt.Errorf("%w: %v", power.ErrAuth, err)
-	case strings.Contains(msg, "timeout"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "deadline exceeded"),
-		strings.Contains(msg, "connection refused"):
+	case strings.Contains(msg, "timeout"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "deadline"),
+		strings.Contains(msg, "no matching ipmi response"),
+		strings.Contains(msg, "connection refused"), strings.Contains(msg, "no route to host"),
+		strings.Contains(msg, "host is down"), strings.Contains(msg, "network is unreachable"):
 		return fmt.Errorf("%w: %v", power.ErrUnreachable, err)
 	}
 	return err
