@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"moobi/bootserver/adminauth"
 	"moobi/nodes"
 )
 
@@ -18,13 +19,22 @@ import (
 func status(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	server := fs.String("server", "http://localhost", "the appliance's HTTP root")
+	server := fs.String("server", "http://localhost", "the appliance's HTTP root (its appliance.admin_listen, if set)")
+	tokenFile := fs.String("token-file", "", "the admin token, for an appliance with appliance.read_auth token (data_dir/"+adminauth.File+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*server, "/")+"/v1/nodes", nil)
+	if *tokenFile != "" {
+		token, err := adminauth.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "moobi status: %v\n", err)
+			return 1
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "moobi status: %v\n", err)
