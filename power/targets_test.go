@@ -62,3 +62,26 @@ func TestParseAction(t *testing.T) {
 		t.Errorf("ParseAction(reboot): %v", err)
 	}
 }
+
+// FuzzMatch: no target crashes Match, and what it returns are hosts with
+// a BMC, sorted, each once.
+func FuzzMatch(f *testing.F) {
+	hosts := []Host{{"rack1-node01", "web", true}, {"rack1-node02", "web", false}, {"db1", "db", true}}
+	for _, s := range []string{"all", "rack1-*", "profile:web", "db1", "[", "rack?-node0[1-2]", "profile:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		got, err := Match(hosts, []string{target})
+		if err != nil {
+			return
+		}
+		for i, name := range got {
+			if name == "rack1-node02" {
+				t.Fatalf("Match(%q) took a host without a BMC", target)
+			}
+			if i > 0 && got[i-1] >= name {
+				t.Fatalf("Match(%q) = %v: not sorted and unique", target, got)
+			}
+		}
+	})
+}

@@ -68,3 +68,21 @@ func TestGuard(t *testing.T) {
 		t.Errorf("refusals counted %q", got)
 	}
 }
+
+// FuzzCheck: no Authorization header crashes Check, and only the exact
+// token (after "Bearer ") passes.
+func FuzzCheck(f *testing.F) {
+	tok := &Token{secret: []byte("0123abcd")}
+	for _, s := range []string{"", "Bearer 0123abcd", "bearer 0123abcd", "Bearer", "Basic x", "Bearer 0123abc", "Bearer  0123abcd  "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		reason, ok := tok.Check(header)
+		if ok != (reason == "") {
+			t.Fatalf("Check(%q) = %q, %v", header, reason, ok)
+		}
+		if ok && !strings.Contains(header, "0123abcd") {
+			t.Fatalf("Check(%q) passed without the token", header)
+		}
+	})
+}
