@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"moobi/boottoken"
 	"moobi/inventory"
@@ -290,43 +287,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			rc.Flush()
 		}
 	}
-}
-
-// nodeLimits rate-limits requests by a key: each node's requests to its
-// per-host endpoints (a node posts a handful of events per boot and a
-// progress report every few seconds; anything much faster is a bug or an
-// attack), and each address's boot script fetches.
-type nodeLimits struct {
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
-}
-
-// maxLimited bounds the keys nodeLimits holds: past it, the limiters that
-// are full again are dropped, and if that is not enough, all of them.
-const maxLimited = 16384
-
-func (l *nodeLimits) allow(key string, perSecond float64, burst int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		l.m = map[string]*rate.Limiter{}
-	}
-	lim := l.m[key]
-	if lim == nil {
-		if len(l.m) >= maxLimited {
-			for k, v := range l.m {
-				if v.Tokens() >= float64(v.Burst()) {
-					delete(l.m, k)
-				}
-			}
-			if len(l.m) >= maxLimited {
-				clear(l.m)
-			}
-		}
-		lim = rate.NewLimiter(rate.Limit(perSecond), burst)
-		l.m[key] = lim
-	}
-	return lim.Allow()
 }
 
 // Per-node request limits for events and boot configs.
