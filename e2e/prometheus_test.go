@@ -116,6 +116,7 @@ scrape_configs:
 		{`sum(moobi_seeder_resting_versions{image="web"})`, 0},
 		{`moobi_nodes{state="running"}`, 1},
 		{`moobi_nodes{state="failed"}`, 1},
+		{`moobi_nodes_state_age_max_seconds{state="running"}`, 0},
 		{`sum(moobi_boot_phase_seconds_count)`, 3},
 		{`moobi_boot_seconds_count`, 1},
 		{`ALERTS{alertname="MoobiNodeFailed",alertstate="firing"}`, 1},

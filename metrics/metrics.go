@@ -32,6 +32,7 @@ type Metrics struct {
 	phaseSeconds  *prometheus.HistogramVec
 	bootSeconds   prometheus.Histogram
 	swarm         *swarmCollector
+	ages          *ageCollector
 }
 
 // Buckets of the phase and boot duration histograms, in seconds: a phase
@@ -71,7 +72,8 @@ func New() *Metrics {
 		}),
 	}
 	m.swarm = newSwarmCollector(append(append([]string{}, nodeapi.States...), nodes.StateUnknown))
-	m.Registry.MustRegister(m.swarm, m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests, m.httpRefused, m.phaseSeconds, m.bootSeconds,
+	m.ages = newAgeCollector(nodeapi.States)
+	m.Registry.MustRegister(m.swarm, m.ages, m.dhcpReplies, m.dhcpIgnored, m.dhcpMalformed, m.tftpTransfers, m.httpRequests, m.httpRefused, m.phaseSeconds, m.bootSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
