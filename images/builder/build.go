@@ -234,8 +234,13 @@ func treeSize(root string) (int64, error) {
 	return n, err
 }
 
-// MiB formats a byte count in MiB.
-func MiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+// MiB formats a byte count in MiB (in KiB below 1 MiB).
+func MiB(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
 
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
