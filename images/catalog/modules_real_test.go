@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,17 +13,6 @@ import (
 
 	"moobi/lab"
 )
-
-// depmodFiles are the top-level files of a module tree that depmod writes;
-// a kernel package unpacked with dpkg -x has none of them.
-func isDepmodFile(name string) bool {
-	for _, p := range []string{"modules.dep", "modules.alias", "modules.symbols", "modules.softdep", "modules.devname", "modules.builtin.bin", "modules.builtin.alias.bin", "modules.weakdep"} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
 
 // TestPackModulesRealTreeWithoutDep packs the lab's Debian module tree as
 // dpkg -x leaves it (no modules.dep, no modules.alias: hard links to the
@@ -43,28 +31,7 @@ func TestPackModulesRealTreeWithoutDep(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree := filepath.Join(t.TempDir(), filepath.Base(src))
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		dst := filepath.Join(tree, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(dst, 0o755)
-		case rel == d.Name() && isDepmodFile(rel), !d.Type().IsRegular():
-			return nil
-		}
-		if err := os.Link(p, dst); err != nil { // another filesystem: copy
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(dst, b, 0o644)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := lab.CopyModulesUndepmodded(src, tree); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
