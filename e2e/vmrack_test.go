@@ -41,6 +41,10 @@ type vmRackOptions struct {
 	// hostProfile gives hosts (by name) a profile of their own, "web-NAME":
 	// the web profile with these lines instead of profile's.
 	hostProfile map[string]string
+	// hostLines are more lines of a host's entry (by name), e.g. "ip: ...".
+	hostLines map[string]string
+	// bareVLAN runs the lab without its site DHCP server (full DHCP mode).
+	bareVLAN bool
 }
 
 // newVMRack builds the image, publishes it and starts the appliance (and
@@ -64,7 +68,7 @@ func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
 		initrd = o.initrd
 	}
 	r.key = key
-	r.l = lab.NewForTest(t, ctx)
+	r.l = lab.NewForTestWith(t, ctx, lab.Options{NoSiteDHCP: o.bareVLAN})
 	// indent puts each line of s under a YAML mapping at the given depth.
 	indent := func(s, pad string) string {
 		var b strings.Builder
@@ -82,7 +86,7 @@ func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
 			profile = "web-" + n.name
 			fmt.Fprintf(&profiles, "  %s:\n    image: web\n    cmdline: console=ttyS0 panic=-1 random.trust_cpu=on %s\n%s", profile, o.cmdline, indent(lines, "    "))
 		}
-		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: %s\n", n.name, n.mac, profile)
+		fmt.Fprintf(&hosts, "  %s:\n    mac: %s\n    profile: %s\n%s", n.name, n.mac, profile, indent(o.hostLines[n.name], "    "))
 	}
 	r.cfg = filepath.Join(r.l.Dir(), "hosts.yaml")
 	writeFile(t, r.cfg, fmt.Sprintf(`appliance:
