@@ -81,15 +81,21 @@ func (b *BMC) IPMIHostPort() (string, int) {
 	return strings.Trim(b.Address, "[]"), 623
 }
 
-var bmcKeys = []string{"type", "address", "user", "password_file", "insecure_tls", "password"}
+var bmcKeys = []string{"type", "address", "user", "password_file", "insecure_tls"}
 
 // bmc parses a `bmc:` mapping of a host or profile (what names it), checking
 // each field given; completeness is checked once host and profile are merged.
 func (p *parser) bmc(n *yaml.Node, what string) *BMC {
 	b := &BMC{line: map[string]int{"bmc": n.Line}}
-	p.mapping(n, what+" bmc", bmcKeys, func(key string, k, v *yaml.Node) {
-		if key == "password" {
+	// Keys are checked here rather than by mapping: "password" gets its
+	// own message, and is not listed among the known keys.
+	p.mapping(n, what+" bmc", nil, func(key string, k, v *yaml.Node) {
+		switch {
+		case key == "password":
 			p.errorf(k.Line, "%s: bmc.password: inline passwords are not accepted; write the password to a file (chmod 600) and name it with bmc.password_file", what)
+			return
+		case !contains(bmcKeys, key):
+			p.errorf(k.Line, "unknown key %q in %s bmc (known: %s)", key, what, strings.Join(bmcKeys, ", "))
 			return
 		}
 		s := p.str(v, "bmc."+key)

@@ -84,7 +84,7 @@ func TestBMCProblems(t *testing.T) {
 			`13: profile rescue: bmc.password_file `, `(mode 0640); run: chmod 600 `}},
 		{"missing password file", "", strings.Replace(full, "password_file: pw", "password_file: nope", 1), []string{`20: host rack1-node01: bmc.password_file: `, `nope does not exist`}},
 		{"bad type", "", strings.Replace(full, "type: ipmi", "type: ilo", 1), []string{`17: host rack1-node01: bmc.type "ilo" is neither "ipmi" nor "redfish"`}},
-		{"unknown key", "", full + "      pasword_file: x\n", []string{`21: unknown key "pasword_file" in host rack1-node01 bmc`}},
+		{"unknown key", "", full + "      pasword_file: x\n", []string{`21: unknown key "pasword_file" in host rack1-node01 bmc (known: type, address, user, password_file, insecure_tls)`}},
 		{"no type", "", strings.Replace(full, "      type: ipmi\n", "", 1), []string{`17: host rack1-node01: bmc.type is required`}},
 		{"bad ipmi address", "", strings.Replace(full, "10.0.0.5", "10.0.0.5:99999", 1), []string{`18: host rack1-node01: bmc.address "10.0.0.5:99999" is not host or host:port`}},
 		{"plain http redfish", "", strings.Replace(strings.Replace(full, "10.0.0.5", "http://10.0.0.5", 1), "ipmi", "redfish", 1), []string{`18: host rack1-node01: bmc.address "http://10.0.0.5": Redfish is spoken over https only`}},

@@ -62,7 +62,13 @@ func (s *Server) postPower(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) runPower(w http.ResponseWriter, r *http.Request, action power.Action, targets []string) {
-	res, err := s.Power.Run(r.Context(), action, targets)
+	ctx := r.Context()
+	if action != power.ActionStatus {
+		// A client that hangs up does not leave hosts half done (a PXE
+		// boot flag set, the host not cycled): every call is bounded anyway.
+		ctx = context.WithoutCancel(ctx)
+	}
+	res, err := s.Power.Run(ctx, action, targets)
 	if err != nil {
 		code := http.StatusBadRequest
 		if errors.Is(err, context.Canceled) {
