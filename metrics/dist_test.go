@@ -157,7 +157,7 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 		}
 	}
 	checkNames(t, "dist/prometheus-rules.yml", exprs, exportedNames(t))
-	for _, a := range []string{"MoobiNodeFailed", "MoobiNodeStuck", "MoobiApplianceUploadSaturated", "MoobiSwarmWithoutSeeders"} {
+	for _, a := range []string{"MoobiNodeFailed", "MoobiNodeDegraded", "MoobiNodeStuck", "MoobiApplianceUploadSaturated", "MoobiSwarmWithoutSeeders"} {
 		if !slices.Contains(alerts, a) {
 			t.Errorf("dist/prometheus-rules.yml has no alert %s", a)
 		}
@@ -210,6 +210,8 @@ tests:
         values: '1 1 0x10'
       - series: 'moobi_nodes{job="moobi",instance="a:80",state="failed"}'
         values: '0 0 1x40'
+      - series: 'moobi_nodes{job="moobi",instance="a:80",state="degraded"}'
+        values: '0 1x3 0 1x10'
       - series: 'moobi_nodes_state_age_max_seconds{job="moobi",instance="a:80",state="fetching"}'
         values: '0+60x40'
       - series: 'moobi_nodes_state_age_max_seconds{job="moobi",instance="a:80",state="running"}'
@@ -247,6 +249,17 @@ tests:
             exp_annotations:
               summary: "Moobi appliance a:80 does not answer /metrics"
               description: "Nodes cannot network-boot while it is down (proxy DHCP, TFTP and HTTP are one process). Running nodes are not affected."
+      - eval_time: 4m
+        alertname: MoobiNodeDegraded
+      - eval_time: 10m
+        alertname: MoobiNodeDegraded
+      - eval_time: 12m
+        alertname: MoobiNodeDegraded
+        exp_alerts:
+          - exp_labels: {severity: warning, job: moobi, instance: "a:80", state: degraded}
+            exp_annotations:
+              summary: "1 node(s) up with failed systemd units on a:80"
+              description: "` + "`moobi status`" + ` lists them; the reason names the failed units (` + "`systemctl --failed`" + ` on the node)."
       - eval_time: 30m
         alertname: MoobiNodeStuck
       - eval_time: 35m
