@@ -175,8 +175,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.Metrics.SetSources(seed.Uploaded, func() map[string]int { return reg.Counts(s.Store.Current()) })
 	s.Metrics.SetRestSource(seed.Resting)
-	obs := &observer{Metrics: s.Metrics, nodes: reg, inv: s.Store.Current}
 	s.Metrics.SetStateAgeSource(reg.StateAges)
+	obs := &observer{Metrics: s.Metrics, nodes: reg, inv: s.Store.Current}
 	for _, d := range dhcp {
 		d.Observer = obs
 	}
