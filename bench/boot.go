@@ -5,8 +5,9 @@ package main
 // profile: node initramfs, BitTorrent, switch_root), and the same VM booted
 // the way dnsmasq users do it (dnsmasq as proxy DHCP and TFTP server for the
 // iPXE binary, iPXE fetching kernel and an initramfs that carries the same
-// image from nginx). Each boot gets a fresh lab (lab.New), closed on error
-// and when ctx ends.
+// image from nginx). With --boot-image debian the image is the Debian 12
+// server image and the reference initramfs fetches it (bootdebian.go). Each
+// boot gets a fresh lab (lab.New), closed on error and when ctx ends.
 
 import (
 	"context"
@@ -34,6 +35,7 @@ type bootFlags struct {
 	initrdBase string
 	timeout    time.Duration
 	servers    string
+	image      string
 }
 
 func registerBootFlags(fs *flag.FlagSet) *bootFlags {
@@ -46,6 +48,7 @@ func registerBootFlags(fs *flag.FlagSet) *bootFlags {
 	fs.StringVar(&f.initrdBase, "boot-initrd-base", "", "boot: the node initramfs without key (`make initrd`); default node-initrd.cpio.gz beside --moobi, else built from --boot-src")
 	fs.DurationVar(&f.timeout, "boot-timeout", 10*time.Minute, "boot: give up on one boot after this long")
 	fs.StringVar(&f.servers, "boot-servers", "moobi,dnsmasq", "boot: which boots to run: moobi, dnsmasq (dnsmasq + nginx) or both")
+	fs.StringVar(&f.image, "boot-image", "random", "boot: the image: random (--boot-image-mib of random data; the reference initramfs carries it) or debian (the Debian 12 server image by `moobi image build`; the reference initramfs fetches its squashfs from nginx and switch_roots into it); both boots end on the console's `"+bootDebianTarget+"` with debian")
 	return f
 }
 
@@ -66,6 +69,7 @@ type bootAssets struct {
 	refInitrd       string // busybox marker /init + the same squashfs
 	imageSize       int64
 	refInitrdSize   int64
+	debian          *debianImage // --boot-image debian
 }
 
 // bootRun is one boot of one VM by one server.
@@ -73,6 +77,7 @@ type bootRun struct {
 	server   string // moobi or dnsmasq
 	firmware lab.Firmware
 	rep      int
+	end      string // the milestone the boot ends on
 	load     string
 	at       map[string]float64 // milestone -> seconds after power-on
 	phases   []bootPhase        // moobi: the appliance's timeline
@@ -118,6 +123,9 @@ func (b *runner) bootSection(ctx context.Context) (extraSection, error) {
 	default:
 		return extraSection{}, fmt.Errorf("--boot-firmware %q: want bios, uefi or both", f.firmware)
 	}
+	if f.image != "random" && f.image != bootDebianName {
+		return extraSection{}, fmt.Errorf("--boot-image %q: want random or debian", f.image)
+	}
 	if f.imageMiB < 0 || f.repeat < 1 || f.timeout <= 0 {
 		return extraSection{}, errors.New("--boot-image-mib must be ≥ 0, --boot-repeat and --boot-timeout positive")
 	}
@@ -140,7 +148,7 @@ func (b *runner) bootSection(ctx context.Context) (extraSection, error) {
 		}
 	}
 	lab.CleanupStale(ctx)
-	fmt.Printf("bench: boot: preparing kernel, node initramfs and a %d MiB image\n", f.imageMiB)
+	fmt.Printf("bench: boot: preparing kernel, node initramfs and the %s image\n", f.image)
 	a, err := b.bootPrepare(ctx, slices.Contains(servers, "moobi"))
 	if err != nil {
 		return extraSection{}, err
@@ -154,7 +162,10 @@ func (b *runner) bootSection(ctx context.Context) (extraSection, error) {
 				}
 				fmt.Printf("bench: boot: %s VM by %s, run %d of %d\n", fw, srv, rep, f.repeat)
 				dir := filepath.Join(b.s.dir, fmt.Sprintf("boot-%s-%s-%d", fw, srv, rep))
-				r := bootRun{server: srv, firmware: fw, rep: rep, load: loadAvg(), logs: dir}
+				r := bootRun{server: srv, firmware: fw, rep: rep, load: loadAvg(), logs: dir, end: map[string]string{"moobi": "running", "dnsmasq": "marker"}[srv]}
+				if a.debian != nil {
+					r.end = "target"
+				}
 				rctx, cancel := context.WithTimeout(ctx, f.timeout)
 				if srv == "moobi" {
 					err = b.bootMoobi(rctx, a, &r, dir)
@@ -172,6 +183,9 @@ func (b *runner) bootSection(ctx context.Context) (extraSection, error) {
 				runs = append(runs, r)
 			}
 		}
+	}
+	if a.debian != nil {
+		return extraSection{markdown: bootDebianReport(f, a, fws, runs)}, nil
 	}
 	return extraSection{markdown: bootReport(f, a, fws, runs)}, nil
 }
@@ -198,6 +212,9 @@ func (b *runner) bootPrepare(ctx context.Context, nodeInitrd bool) (*bootAssets,
 		if a.nodeInitrd, err = b.bootNodeInitrd(ctx, cache, a.key); err != nil {
 			return nil, err
 		}
+	}
+	if f.image == bootDebianName {
+		return a, b.bootPrepareDebian(ctx, cache, a)
 	}
 	a.image = filepath.Join(b.s.dir, "boot-image.squashfs")
 	if err := lab.BuildBootImage(a.image, f.imageMiB); err != nil {
@@ -252,7 +269,19 @@ func bootMAC(fw lab.Firmware) string {
 }
 
 // bootMemoryMB leaves room for the image (or the initramfs holding it) in RAM.
-func bootMemoryMB(imageMiB int) int { return 512 + 4*imageMiB }
+func bootMemoryMB(a *bootAssets, imageMiB int) int {
+	if a != nil && a.debian != nil {
+		return bootDebianMemMB
+	}
+	return 512 + 4*imageMiB
+}
+
+func bootImageName(a *bootAssets) string {
+	if a.debian != nil {
+		return bootDebianName
+	}
+	return "web"
+}
 
 func (b *runner) bootMoobi(ctx context.Context, a *bootAssets, r *bootRun, dir string) error {
 	l, err := lab.New(ctx, lab.Options{Dir: dir})
@@ -271,16 +300,20 @@ func (b *runner) bootMoobi(ctx context.Context, a *bootAssets, r *bootRun, dir s
   signing_key: %s
 profiles:
   web:
-    image: web
+    image: %s
     cmdline: %s
 hosts:
   bench-boot:
     mac: %s
     profile: web
-`, bootHTTPPort, dir, a.nodeInitrd, a.key, bootCmdline, mac)), 0o644); err != nil {
+`, bootHTTPPort, dir, a.nodeInitrd, a.key, bootImageName(a), bootCmdline, mac)), 0o644); err != nil {
 		return err
 	}
-	if out, err := exec.CommandContext(ctx, b.c.moobi, "image", "add", "--config", cfg, "--name", "web",
+	if a.debian != nil {
+		if err := bootCatalogCopy(ctx, a.debian, filepath.Join(dir, "data")); err != nil {
+			return err
+		}
+	} else if out, err := exec.CommandContext(ctx, b.c.moobi, "image", "add", "--config", cfg, "--name", "web",
 		"--kernel", a.kernel, "--rootfs", a.image, "--modules", a.modules).CombinedOutput(); err != nil {
 		return fmt.Errorf("moobi image add: %v\n%s", err, out)
 	}
@@ -295,7 +328,7 @@ hosts:
 
 	con := filepath.Join(dir, "console.stamped.log")
 	start := time.Now()
-	vm, err := l.StartVM(ctx, lab.VMOptions{Name: "moobi", MAC: mac, Firmware: r.firmware, MemoryMB: bootMemoryMB(b.c.boot.imageMiB)})
+	vm, err := l.StartVM(ctx, lab.VMOptions{Name: "moobi", MAC: mac, Firmware: r.firmware, MemoryMB: bootMemoryMB(a, b.c.boot.imageMiB)})
 	if err != nil {
 		return err
 	}
@@ -317,7 +350,10 @@ hosts:
 		if node.State == "failed" {
 			return fmt.Errorf("node failed: %s", node.Reason)
 		}
-		if node.State == "running" && strings.Contains(vm.Console(), lab.ImageMarker) {
+		if node.State == "degraded" {
+			return fmt.Errorf("node degraded: %s", node.Reason)
+		}
+		if node.State == "running" && strings.Contains(vm.Console(), bootDoneLine(a, "moobi")) {
 			break
 		}
 		select {
@@ -343,7 +379,11 @@ hosts:
 	for k, t := range moobiLogMilestones(app.Entries(), mac) {
 		at[k] = t
 	}
-	for k, t := range consoleMilestones(lines, moobiConsoleMarkers) {
+	markers := moobiConsoleMarkers
+	if a.debian != nil {
+		markers = map[string]string{"modules": moobiConsoleMarkers["modules"], "config": moobiConsoleMarkers["config"], "target": bootDebianTarget}
+	}
+	for k, t := range consoleMilestones(lines, markers) {
 		at[k] = t
 	}
 	r.phases = node.Phases
@@ -405,10 +445,17 @@ func (b *runner) bootReference(ctx context.Context, a *bootAssets, r *bootRun, d
 	}
 	base := fmt.Sprintf("http://%s:%d", lab.ApplianceAddr, bootHTTPPort)
 	script := fmt.Sprintf("#!ipxe\nkernel %[1]s/%[2]s initrd=%[3]s %[4]s\ninitrd %[1]s/%[3]s\nboot\n", base, bootKernel, bootInitrd, bootCmdline)
+	serve := map[string]string{a.kernel: bootKernel, a.refInitrd: bootInitrd}
+	if a.debian != nil {
+		// The modules initrd moobi's nodes get, and the squashfs for /init.
+		script = fmt.Sprintf("#!ipxe\nkernel %[1]s/%[2]s initrd=%[3]s initrd=%[5]s %[4]s\ninitrd %[1]s/%[3]s\ninitrd %[1]s/%[5]s\nboot\n", base, bootKernel, bootInitrd, bootCmdline, bootModulesCpio)
+		serve[a.debian.modules] = bootModulesCpio
+		serve[a.image] = bootRootfs
+	}
 	if err := os.WriteFile(filepath.Join(web, bootScript), []byte(script), 0o644); err != nil {
 		return err
 	}
-	for src, name := range map[string]string{a.kernel: bootKernel, a.refInitrd: bootInitrd} {
+	for src, name := range serve {
 		if err := os.Link(src, filepath.Join(web, name)); err != nil {
 			if _, err := copyFile(src, filepath.Join(web, name)); err != nil {
 				return err
@@ -462,13 +509,13 @@ func (b *runner) bootReference(ctx context.Context, a *bootAssets, r *bootRun, d
 
 	con := filepath.Join(dir, "console.stamped.log")
 	start := time.Now()
-	vm, err := l.StartVM(ctx, lab.VMOptions{Name: "reference", MAC: mac, Firmware: r.firmware, MemoryMB: bootMemoryMB(b.c.boot.imageMiB)})
+	vm, err := l.StartVM(ctx, lab.VMOptions{Name: "reference", MAC: mac, Firmware: r.firmware, MemoryMB: bootMemoryMB(a, b.c.boot.imageMiB)})
 	if err != nil {
 		return err
 	}
 	stopWatch := bootWatchFile(vm.ConsolePath(), con)
 	defer stopWatch()
-	if err := vm.WaitConsole(ctx, bootMarker); err != nil {
+	if err := bootWaitConsole(ctx, vm, bootDoneLine(a, "dnsmasq")); err != nil {
 		return err
 	}
 	stopWatch()
@@ -479,7 +526,7 @@ func (b *runner) bootReference(ctx context.Context, a *bootAssets, r *bootRun, d
 	if err != nil {
 		return err
 	}
-	for k, t := range consoleMilestones(lines, map[string]string{"marker": bootMarker}) {
+	for k, t := range consoleMilestones(lines, map[string]string{"marker": bootMarker, "switch": "MOOBI-BENCH-INITRAMFS: switch_root", "target": bootDebianTarget}) {
 		at[k] = t
 	}
 	dl, err := readStampedFile(dlog)

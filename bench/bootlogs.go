@@ -326,6 +326,12 @@ func nginxMilestones(reqs []nginxAccess, since time.Time) map[string]time.Time {
 			if q.end.After(at["fetched"]) {
 				at["fetched"] = q.end
 			}
+		case "/" + bootModulesCpio:
+			if q.end.After(at["fetched"]) {
+				at["fetched"] = q.end
+			}
+		case "/" + bootRootfs: // the Debian reference's /init fetching the squashfs
+			at["wget"], at["downloaded"] = q.start, q.end
 		}
 	}
 	return at

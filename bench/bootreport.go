@@ -10,20 +10,20 @@ import (
 	"moobi/lab"
 )
 
-// done is the end of the boot: running for moobi, the marker for the
-// reference.
+// done is the end of the boot: r.end, by default running for moobi and
+// the marker for the reference.
 func (r bootRun) done() float64 {
-	if r.server == "moobi" {
+	switch {
+	case r.end != "":
+		return r.at[r.end]
+	case r.server == "moobi":
 		return r.at["running"]
 	}
 	return r.at["marker"]
 }
 
 func (r bootRun) summary() string {
-	what := "to running"
-	if r.server != "moobi" {
-		what = "to the initramfs marker"
-	}
+	what := map[string]string{"running": "to running", "marker": "to the initramfs marker", "target": "to `" + bootDebianTarget + "`"}[r.end]
 	return fmt.Sprintf("%s %s: %.1f s %s, /init at %.1f s", r.firmware, r.server, r.done(), what, r.at["init"])
 }
 
@@ -91,7 +91,7 @@ func bootReport(f *bootFlags, a *bootAssets, fws []lab.Firmware, runs []bootRun)
 		"**dnsmasq + nginx** is the usual setup beside a site DHCP server: dnsmasq as proxy DHCP and TFTP server for the iPXE binary, iPXE (user class `iPXE`) sent to a script on nginx, "+
 		"which serves the kernel and a %s initramfs that carries the same squashfs (busybox `/init` prints a marker). "+
 		"%d boot%s per firmware and server, alternating; the median boot (by time to the end) is shown. Seconds; power-on is qemu's start.\n\n",
-		bootMemoryMB(f.imageMiB), size(a.imageSize), f.imageMiB, size(a.refInitrdSize), f.repeat, plural(f.repeat))
+		bootMemoryMB(a, f.imageMiB), size(a.imageSize), f.imageMiB, size(a.refInitrdSize), f.repeat, plural(f.repeat))
 	for _, fw := range fws {
 		m, ok1 := bootMedian(runs, "moobi", fw)
 		d, ok2 := bootMedian(runs, "dnsmasq", fw)
