@@ -277,10 +277,13 @@ func answer(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, addr netip.Addr, host Hos
 		if b, err := proxydhcp.BootFile(req, env.Boot); err == nil {
 			boot = b
 			mods = append(mods, dhcpv4.WithServerIP(env.ServerIP))
-			if b.Class == proxydhcp.ClassHTTP {
+			switch {
+			case b.Class == proxydhcp.ClassHTTP:
 				// UEFI HTTP boot takes an offer as HTTP boot's only
 				// with vendor class HTTPClient (UEFI 2.5, 24.7.2).
 				mods = append(mods, dhcpv4.WithOption(dhcpv4.OptClassIdentifier(proxydhcp.ClassHTTP)))
+			case b.Firmware == proxydhcp.FirmwareIPXE:
+				mods = append(mods, dhcpv4.WithGeneric(optIPXE, ipxeNoProxy))
 			}
 		}
 	}
@@ -288,6 +291,15 @@ func answer(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, addr netip.Addr, host Hos
 	reply.BootFileName = boot.File
 	return Decision{Reply: reply, Boot: boot}
 }
+
+// optIPXE is iPXE's encapsulated options (175); ipxeNoProxy is its
+// sub-option 176 (no-pxedhcp) set to 1: the offer is the whole answer, so
+// iPXE requests it at once instead of waiting a few seconds for a proxy
+// DHCP offer that full mode never sends.
+var (
+	optIPXE     = dhcpv4.GenericOptionCode(175)
+	ipxeNoProxy = []byte{176, 1, 1}
+)
 
 // nak refuses a REQUEST (RFC 2131, table 3: no address, no options but
 // the server identifier and a message).

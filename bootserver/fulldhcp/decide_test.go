@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -308,6 +309,9 @@ func checkReply(t *testing.T, req, r *dhcpv4.DHCPv4, tc decideCase) {
 	}
 	if !net.IP(r.SubnetMask()).Equal(net.IP(net.CIDRMask(24, 32))) || len(r.Router()) != 1 || len(r.DNS()) != 1 || r.DomainName() != "lab.example" {
 		t.Errorf("site options missing: %s", r.Summary())
+	}
+	if got, isIPXE := r.GetOneOption(optIPXE), strings.HasPrefix(tc.wantFile, "http://10.99.0.1:8080/boot/"); isIPXE != bytes.Equal(got, []byte{176, 1, 1}) {
+		t.Errorf("option 175 %x: iPXE (and only iPXE) is told not to wait for proxy DHCP", got)
 	}
 	isInform := req.MessageType() == dhcpv4.MessageTypeInform
 	if lt := r.IPAddressLeaseTime(0); isInform != (lt == 0) {
