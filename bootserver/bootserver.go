@@ -49,6 +49,7 @@ type Service struct {
 	Dashboard http.Handler
 
 	serverIP   net.IP
+	web        atomic.Pointer[httpd.Server] // answers grub's TFTP fetches
 	env        atomic.Pointer[envEntry]
 	listedMACs atomic.Pointer[listedEntry]
 }
@@ -211,6 +212,7 @@ func (s *Service) Run(ctx context.Context) error {
 		httpLn.Close()
 		return err
 	}
+	s.web.Store(web)
 	s.Metrics.SetSwarmSource(func() []metrics.Swarm {
 		views, err := web.Swarms()
 		if err != nil {
@@ -321,6 +323,7 @@ func (s *Service) dhcpEnv() proxydhcp.Env {
 		BootFiles: files,
 		BinaryURL: func(name string) string { return base + httpd.IPXEPath(name) },
 	}
+	env.SecureBoot, env.ShimFile = secureBootEnv(inv, s.Log)
 	s.env.Store(&envEntry{inv: inv, env: env})
 	return env
 }
@@ -330,6 +333,9 @@ func (s *Service) dhcpEnv() proxydhcp.Env {
 // install them as symlinks (Debian's ipxe.efi points into /boot). Any other
 // name is looked up in data_dir/tftp, and may not leave it.
 func (s *Service) openTFTP(name string) (*os.File, error) {
+	if f, ok, err := s.openSecureBoot(name); ok {
+		return f, err
+	}
 	app := s.Store.Current().Appliance
 	for _, bin := range []string{app.BIOSBinary, app.UEFIBinary, app.ARM64Binary} {
 		if name == bin {

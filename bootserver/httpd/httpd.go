@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -154,8 +153,8 @@ func (s *Server) lookup(macText string) (*inventory.Host, *inventory.Profile, er
 }
 
 func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("script")
-	macText, ok := strings.CutSuffix(name, ".ipxe")
+	// MAC.ipxe is iPXE's script, MAC.grub grub's configuration (Secure Boot).
+	macText, format, ok := scriptFormat(r.PathValue("script"))
 	if !ok {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
@@ -177,24 +176,25 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 	// presents it with its boot config and event requests.
 	token := s.bootTokens().Issue(h.MAC)
 	// Rendered into a buffer first: a client never gets half a script.
-	var body []byte
-	if p.Direct() {
-		body, err = Script(h, p, s.BaseURL(), token)
-	} else {
-		m, merr := s.manifestFor(p, "")
-		if merr != nil {
-			s.Log.Error("no boot script: the host's image has no current version", "mac", h.MAC.String(), "image", p.Image, "err", merr)
+	var m *catalog.Manifest
+	if !p.Direct() {
+		if m, err = s.manifestFor(p, ""); err != nil {
+			s.Log.Error("no boot script: the host's image has no current version", "mac", h.MAC.String(), "image", p.Image, "err", err)
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
-		body, err = ImageScript(h, p, m, s.BaseURL(), token)
 	}
+	body, err := renderBoot(format, h, p, m, s.BaseURL(), token)
 	if err != nil {
 		s.Log.Error("render boot script", "mac", h.MAC.String(), "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	s.Nodes.Seen(h.MAC, h.Name, nodeapi.StateFirmware, "iPXE fetched its boot script", ip)
+	what := "iPXE fetched its boot script"
+	if format == formatGrub {
+		what = "grub fetched its configuration"
+	}
+	s.Nodes.Seen(h.MAC, h.Name, nodeapi.StateFirmware, what, ip)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("Cache-Control", "no-store")

@@ -77,10 +77,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// macInPath returns the MAC named by /boot/{mac}.ipxe, if any.
+// macInPath returns the MAC named by /boot/{mac}.ipxe or .grub, if any.
 func macInPath(p string) string {
 	if rest, ok := strings.CutPrefix(p, "/boot/"); ok {
-		return strings.TrimSuffix(rest, ".ipxe")
+		if mac, _, ok := scriptFormat(rest); ok {
+			return mac
+		}
+		return rest
 	}
 	return ""
 }

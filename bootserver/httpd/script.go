@@ -4,44 +4,24 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 
-	"moobi/boottoken"
 	"moobi/images/catalog"
 	"moobi/inventory"
 )
 
 // Script renders the iPXE script that boots host with its direct-netboot
-// profile p; base is the appliance's HTTP root ("http://10.99.0.1:8080").
+// profile p (see directPlan); base is the appliance's HTTP root
+// ("http://10.99.0.1:8080").
 //
 // Each initrd is fetched under its file name, and the kernel command line
 // names them with initrd=NAME: a UEFI kernel's EFI stub loads initrds by
 // those names (BIOS kernels ignore the argument). After a failed download
 // the script fetches itself again rather than dropping the machine to a
-// shell (see retryScript). moobi.hostname=NAME
-// tells the booted system the host's name from hosts.yaml, moobi.boot=TOKEN
-// the boot token it presents to the appliance (see boottoken). iPXE
-// expands settings such as ${net0/mac} in the command line.
+// shell (see retryScript). iPXE expands settings such as ${net0/mac} in
+// the command line.
 func Script(host *inventory.Host, p *inventory.Profile, base, token string) ([]byte, error) {
-	if !p.Direct() {
-		return nil, fmt.Errorf("profile %s boots image %s: not a direct netboot", p.Name, p.Image)
-	}
-	prof := base + "/profiles/" + url.PathEscape(p.Name)
-	args := make([]string, 0, len(p.Initrd)+1)
-	for i := range p.Initrd {
-		args = append(args, "initrd="+p.InitrdName(i))
-	}
-	if p.Cmdline != "" {
-		args = append(args, p.Cmdline)
-	}
-	args = append(args, "moobi.hostname="+host.Name, boottoken.CmdlineParam+"="+token)
-	initrds := make([]string, len(p.Initrd))
-	for i := range p.Initrd {
-		initrds[i] = fmt.Sprintf("%s/initrd/%d/%s", prof, i, url.PathEscape(p.InitrdName(i)))
-	}
-	banner := fmt.Sprintf("booting %s (%s) with profile %s", host.Name, host.MAC, p.Name)
-	return retryScript(banner, ScriptURL(base, host.MAC), prof+"/kernel", args, initrds), nil
+	return renderBoot(formatIPXE, host, p, nil, base, token)
 }
 
 // ScriptURL is where the node with mac fetches its boot script; base is
@@ -77,26 +57,10 @@ func retryScript(banner, self, kernel string, args, initrds []string) []byte {
 const NodeInitrdName = "node-initrd.cpio.gz"
 
 // ImageScript renders the iPXE script that boots host into image version m
-// of profile p: the image's kernel with the node initramfs (whose /init
-// fetches the image over BitTorrent) and the image's modules archive.
-// moobi.server and moobi.version tell the node client where to ask for its
-// boot config and which version its kernel belongs to, moobi.boot the boot
-// token it presents with its requests (see boottoken).
+// of profile p (see imagePlan).
 func ImageScript(host *inventory.Host, p *inventory.Profile, m *catalog.Manifest, base, token string) ([]byte, error) {
-	ver := base + "/images/" + url.PathEscape(m.Name) + "/" + url.PathEscape(m.Version)
-	_, hasModules := m.Files[catalog.FileModules]
-	args := []string{"initrd=" + NodeInitrdName}
-	if hasModules {
-		args = append(args, "initrd="+catalog.FileModules)
+	if p.Direct() {
+		return nil, fmt.Errorf("profile %s is a direct netboot, not an image", p.Name)
 	}
-	if p.Cmdline != "" {
-		args = append(args, p.Cmdline)
-	}
-	args = append(args, "moobi.server="+base, "moobi.mac="+host.MAC.String(), "moobi.hostname="+host.Name, "moobi.version="+m.Version, boottoken.CmdlineParam+"="+token)
-	initrds := []string{base + "/node/" + NodeInitrdName}
-	if hasModules {
-		initrds = append(initrds, ver+"/"+catalog.FileModules)
-	}
-	banner := fmt.Sprintf("booting %s (%s) into image %s version %s", host.Name, host.MAC, m.Name, m.Version)
-	return retryScript(banner, ScriptURL(base, host.MAC), ver+"/kernel", args, initrds), nil
+	return renderBoot(formatIPXE, host, p, m, base, token)
 }
