@@ -16,22 +16,27 @@ import (
 
 // PingProber checks an address with one ICMP echo request (as dnsmasq
 // does before it offers an address): an address that answers within
-// Timeout is in use. It needs a raw socket (root).
+// Timeout is in use. It uses an unprivileged ICMP socket where the
+// network namespace allows one (net.ipv4.ping_group_range), else a raw
+// socket (CAP_NET_RAW).
 type PingProber struct {
 	Timeout time.Duration
 }
 
 // InUse sends an echo request to addr and waits Timeout for its reply.
 func (p PingProber) InUse(ctx context.Context, addr netip.Addr) (bool, error) {
-	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	var dst net.Addr = &net.UDPAddr{IP: net.IP(addr.AsSlice())}
+	c, err := icmp.ListenPacket("udp4", "0.0.0.0")
 	if err != nil {
-		return false, fmt.Errorf("ICMP socket: %w", err)
+		dst = &net.IPAddr{IP: net.IP(addr.AsSlice())}
+		if c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0"); err != nil {
+			return false, fmt.Errorf("ICMP socket: %w", err)
+		}
 	}
 	defer c.Close()
 	id, seq := os.Getpid()&0xffff, rand.IntN(0xffff)
 	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("moobi dhcp probe")}}
 	b, _ := msg.Marshal(nil)
-	dst := &net.IPAddr{IP: net.IP(addr.AsSlice())}
 	if _, err := c.WriteTo(b, dst); err != nil {
 		return false, fmt.Errorf("ICMP echo to %s: %w", addr, err)
 	}
@@ -50,7 +55,7 @@ func (p PingProber) InUse(ctx context.Context, addr netip.Addr) (bool, error) {
 			}
 			return false, fmt.Errorf("ICMP read: %w", err)
 		}
-		if ip, ok := from.(*net.IPAddr); !ok || !ip.IP.Equal(dst.IP) {
+		if !sameIP(from, addr) {
 			continue
 		}
 		m, err := icmp.ParseMessage(1, buf[:n])
@@ -61,4 +66,16 @@ func (p PingProber) InUse(ctx context.Context, addr netip.Addr) (bool, error) {
 			return true, nil
 		}
 	}
+}
+
+func sameIP(a net.Addr, want netip.Addr) bool {
+	var ip net.IP
+	switch a := a.(type) {
+	case *net.IPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	}
+	got, ok := netip.AddrFromSlice(ip.To4())
+	return ok && got == want
 }

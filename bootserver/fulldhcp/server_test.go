@@ -131,3 +131,44 @@ func TestServe(t *testing.T) {
 		t.Errorf("restart: %d leases loaded:\n%s", len(s2.table.Leases()), logs.String())
 	}
 }
+
+// TestPingProber: in a namespace of its own, an address that answers
+// (lo's) is in use and one nobody holds is free, over the unprivileged
+// ICMP socket and over the raw socket it falls back to.
+func TestPingProber(t *testing.T) {
+	lab.RequireRoot(t)
+	inNewNetns(t)
+	// A veth pair: 10.77.0.1 on one end, nothing on the other.
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "probe0"}, PeerName: "probe1"}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := netlink.ParseAddr("10.77.0.1/24")
+	if err := netlink.AddrAdd(veth, addr); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"probe0", "probe1"} {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := PingProber{Timeout: 300 * time.Millisecond}
+	for _, groups := range []string{"1 0", "0 2147483647"} { // raw socket; unprivileged ICMP socket
+		if err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte(groups), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			addr string
+			want bool
+		}{{"127.0.0.1", true}, {"10.77.0.1", true}, {"10.77.0.2", false}} {
+			got, err := p.InUse(context.Background(), netip.MustParseAddr(tc.addr))
+			if err != nil || got != tc.want {
+				t.Errorf("ping_group_range %q: InUse(%s) = %v, %v; want %v", groups, tc.addr, got, err, tc.want)
+			}
+		}
+	}
+}
