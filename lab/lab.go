@@ -58,6 +58,11 @@ type Options struct {
 	// the appliance runs in full DHCP mode (the site namespace and its
 	// veth still exist).
 	NoSiteDHCP bool
+	// SiteNextServer, if set, is the next server (siaddr) the site DHCP
+	// server names in its answers, as an operator sets ISC dhcpd's
+	// next-server (dnsmasq names itself otherwise). Debian's network grub
+	// takes its TFTP server from there, not from the proxy's answer.
+	SiteNextServer string
 }
 
 // Lab is a running lab. Create it with New and always Close it.
@@ -68,6 +73,8 @@ type Lab struct {
 	dir    string
 	ownDir bool
 	log    io.Writer
+	// siteNextServer is Options.SiteNextServer.
+	siteNextServer string
 
 	mu     sync.Mutex
 	nss    []string // namespaces created, deleted by Close
@@ -90,6 +97,7 @@ func New(ctx context.Context, opt Options) (_ *Lab, err error) {
 	l := &Lab{id: fmt.Sprintf("%s-%d", hex.EncodeToString(b), os.Getpid()), dir: opt.Dir, log: opt.Log}
 	l.appNS = NSPrefix + l.id + "-app"
 	l.siteNS = NSPrefix + l.id + "-site"
+	l.siteNextServer = opt.SiteNextServer
 	if l.dir == "" {
 		if l.dir, err = os.MkdirTemp("", "moobi-lab-"); err != nil {
 			return nil, err

@@ -13,22 +13,27 @@ import (
 // server (no boot options) with IPv6 router adverts, so that iPXE does not
 // wait for them, and waits until it is serving.
 func (l *Lab) startSite(ctx context.Context) error {
-	p, err := startProc(context.Background(), l.log, l.SiteDHCPLogPath(),
-		"ip", "netns", "exec", l.siteNS, "dnsmasq",
+	args := []string{"netns", "exec", l.siteNS, "dnsmasq",
 		"--no-daemon",
 		"--conf-file=/dev/null",
 		"--port=0", // no DNS
 		"--bind-interfaces",
-		"--interface="+siteVeth,
+		"--interface=" + siteVeth,
 		"--no-ping",
-		"--dhcp-range="+DHCPRangeStart+","+DHCPRangeEnd+","+Netmask+",1h",
-		"--dhcp-leasefile="+l.SiteLeaseFile(),
+		"--dhcp-range=" + DHCPRangeStart + "," + DHCPRangeEnd + "," + Netmask + ",1h",
+		"--dhcp-leasefile=" + l.SiteLeaseFile(),
 		"--log-dhcp",
 		"--log-facility=-",
 		"--pid-file", // none
 		"--enable-ra",
 		"--dhcp-range=fd99::,ra-only",
-	)
+	}
+	if l.siteNextServer != "" {
+		// No file name: siaddr only, so PXE firmware still takes its
+		// boot file from the proxy.
+		args = append(args, "--dhcp-boot=,,"+l.siteNextServer)
+	}
+	p, err := startProc(context.Background(), l.log, l.SiteDHCPLogPath(), "ip", args...)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,12 @@ const (
 	// Direct: qemu loads Kernel/Initrd/Append itself; no network boot (the
 	// VM still gets a NIC on br0).
 	Direct
+	// UEFISecureBoot: UEFI with Secure Boot enforced: OVMF's Secure Boot
+	// build (SMM, secure flash) with Microsoft's keys enrolled, so only
+	// code signed by Microsoft's UEFI CA (such as shim) runs. OVMF says
+	// on the console what it refuses ("BdsDxe: failed to load Boot0001
+	// ...: Access Denied").
+	UEFISecureBoot
 )
 
 func (f Firmware) String() string {
@@ -34,6 +40,8 @@ func (f Firmware) String() string {
 		return "uefi"
 	case Direct:
 		return "direct"
+	case UEFISecureBoot:
+		return "uefi-secureboot"
 	}
 	return "Firmware(" + strconv.Itoa(int(f)) + ")"
 }
@@ -42,6 +50,10 @@ func (f Firmware) String() string {
 const (
 	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	// OVMFSecureCode and OVMFSecureVars: the Secure Boot build and a
+	// variable store with Microsoft's keys enrolled and Secure Boot on.
+	OVMFSecureCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+	OVMFSecureVars = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 )
 
 // VMOptions configures StartVM.
@@ -159,6 +171,18 @@ func (l *Lab) qemuArgs(o VMOptions, v *VM) ([]string, error) {
 		}
 		args = append(args, "-machine", "q35",
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars,
+			"-device", nic+",bootindex=1,romfile=")
+	case UEFISecureBoot:
+		vars := filepath.Join(l.dir, o.Name+".OVMF_VARS.fd")
+		if err := copyFile(OVMFSecureVars, vars, 0o644); err != nil {
+			return nil, err
+		}
+		// The Secure Boot build keeps its variables in SMM-protected
+		// flash: without SMM and a secure pflash it does not start.
+		args = append(args, "-machine", "q35,smm=on",
+			"-global", "driver=cfi.pflash01,property=secure,value=on",
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFSecureCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars,
 			"-device", nic+",bootindex=1,romfile=")
 	case Direct:
