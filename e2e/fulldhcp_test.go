@@ -153,10 +153,15 @@ func dhclientLease(t *testing.T, ctx context.Context, l *lab.Lab, ns string) str
 	leaseFile := filepath.Join(dir, "dhclient.leases")
 	dctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	var out strings.Builder
+	logPath := filepath.Join(dir, "dhclient.log")
+	out, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
 	cmd := lab.NetnsCommand(dctx, ns, "dhclient", "-4", "-1", "-v", "-d", "-cf", conf, "-lf", leaseFile,
 		"-pf", filepath.Join(dir, "dhclient.pid"), "-sf", "/bin/true", "eth0")
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +173,11 @@ func dhclientLease(t *testing.T, ctx context.Context, l *lab.Lab, ns string) str
 	eventually(t, dctx, 35*time.Second, 100*time.Millisecond, func() (bool, string) {
 		b, _ := os.ReadFile(leaseFile)
 		m = regexp.MustCompile(`fixed-address (\S+);`).FindSubmatch(b)
-		return m != nil, "dhclient got no lease:\n" + out.String()
+		if m != nil {
+			return true, ""
+		}
+		log, _ := os.ReadFile(logPath)
+		return false, "dhclient got no lease:\n" + string(log)
 	})
 	return string(m[1])
 }
