@@ -45,6 +45,8 @@ type vmRackOptions struct {
 	hostLines map[string]string
 	// bareVLAN runs the lab without its site DHCP server (full DHCP mode).
 	bareVLAN bool
+	// siteNextServer is the site DHCP server's next server (lab.Options).
+	siteNextServer string
 }
 
 // newVMRack builds the image, publishes it and starts the appliance (and
@@ -68,7 +70,7 @@ func newVMRack(t *testing.T, ctx context.Context, o vmRackOptions) *vmRack {
 		initrd = o.initrd
 	}
 	r.key = key
-	r.l = lab.NewForTestWith(t, ctx, lab.Options{NoSiteDHCP: o.bareVLAN})
+	r.l = lab.NewForTestWith(t, ctx, lab.Options{NoSiteDHCP: o.bareVLAN, SiteNextServer: o.siteNextServer})
 	// indent puts each line of s under a YAML mapping at the given depth.
 	indent := func(s, pad string) string {
 		var b strings.Builder
