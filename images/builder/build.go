@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"moobi/images/catalog"
@@ -94,7 +95,14 @@ func Build(ctx context.Context, cat *catalog.Catalog, name string, o Options) (*
 	}
 	fmt.Fprintf(o.Log, "publishing: copying the kernel and the squashfs, packing the modules, hashing the torrent's pieces\n")
 	start := time.Now()
+	var read atomic.Int64
+	o.Publish.Progress = &read
+	stop := every(ctx, o.Every, func() {
+		fmt.Fprintf(o.Log, "publishing: %s of %s read (copy and sha256, then torrent pieces), %s\n",
+			MiB(read.Load()), MiB(2*r.SquashfsBytes), time.Since(start).Round(time.Second))
+	})
 	r.Manifest, err = cat.Publish(ctx, name, catalog.Sources{Kernel: r.Kernel.Path, Rootfs: sqfs, Modules: r.Kernel.Modules}, o.Publish)
+	stop()
 	r.Publish = time.Since(start)
 	if r.Manifest == nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -40,13 +41,17 @@ func TestPublishAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := PublishOptions{Announce: "http://10.99.0.1:6969/announce", WebSeed: "http://10.99.0.1:8080/images/{name}/{version}/"}
+	var read atomic.Int64
+	o := PublishOptions{Announce: "http://10.99.0.1:6969/announce", WebSeed: "http://10.99.0.1:8080/images/{name}/{version}/", Progress: &read}
 	m, err := c.Publish(context.Background(), "debian", src, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Name != "debian" || m.Version != "v1" {
 		t.Fatalf("published %s %s", m.Name, m.Version)
+	}
+	if got, want := read.Load(), 2*m.Files[FileRootfs].Size; got != want {
+		t.Errorf("Progress counted %d bytes, want %d (the rootfs read twice)", got, want)
 	}
 	for file, want := range map[string]FileInfo{FileKernel: fileSum(t, src.Kernel), FileRootfs: fileSum(t, src.Rootfs)} {
 		if m.Files[file] != want {

@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -62,17 +63,23 @@ func (hw *hashWriter) info() FileInfo {
 	return FileInfo{Size: hw.size, SHA256: hex.EncodeToString(hw.sum.Sum(nil))}
 }
 
-// ctxReader fails reads once ctx is done, so that long copies can be cancelled.
+// ctxReader fails reads once ctx is done, so that long copies can be
+// cancelled; it adds the bytes read to n, if not nil.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
+	n   *atomic.Int64
 }
 
 func (cr ctxReader) Read(p []byte) (int, error) {
 	if err := cr.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return cr.r.Read(p)
+	n, err := cr.r.Read(p)
+	if cr.n != nil {
+		cr.n.Add(int64(n))
+	}
+	return n, err
 }
 
 // createSynced creates path (which must not exist), lets fill write its
@@ -99,8 +106,9 @@ func createSynced(path string, fill func(w io.Writer) error) (FileInfo, error) {
 
 // copyFile copies the regular file src to dst (created, fsynced), computing
 // the sha256 in the same pass. check, if not nil, sees the first bytes of src
-// (up to 4 KiB) before anything is copied and may refuse the file.
-func copyFile(ctx context.Context, dst, src string, check func(head []byte) error) (FileInfo, error) {
+// (up to 4 KiB) before anything is copied and may refuse the file. The
+// bytes copied are added to read, if not nil.
+func copyFile(ctx context.Context, dst, src string, check func(head []byte) error, read *atomic.Int64) (FileInfo, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return FileInfo{}, err
@@ -127,7 +135,7 @@ func copyFile(ctx context.Context, dst, src string, check func(head []byte) erro
 		}
 	}
 	return createSynced(dst, func(w io.Writer) error {
-		_, err := io.CopyBuffer(w, ctxReader{ctx, in}, make([]byte, 1<<20))
+		_, err := io.CopyBuffer(w, ctxReader{ctx, in, read}, make([]byte, 1<<20))
 		return err
 	})
 }

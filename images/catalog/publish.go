@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,10 @@ type PublishOptions struct {
 	// "{name}" and "{version}" are replaced by the image name and the version,
 	// which is handy with automatic version numbers.
 	WebSeed string
+	// Progress, if not nil, counts the bytes of the rootfs read so far: it
+	// is read twice (copied and hashed, then hashed into torrent pieces), 2
+	// times its size in all.
+	Progress *atomic.Int64
 }
 
 // Publish copies src into a new version of image name, makes it current and
@@ -137,10 +142,10 @@ func (c *Catalog) Publish(ctx context.Context, name string, src Sources, o Publi
 func build(ctx context.Context, tmp string, src Sources, o PublishOptions) (*Manifest, error) {
 	m := &Manifest{Created: time.Now().UTC(), Files: map[string]FileInfo{}}
 	var err error
-	if m.Files[FileKernel], err = copyFile(ctx, filepath.Join(tmp, FileKernel), src.Kernel, nil); err != nil {
+	if m.Files[FileKernel], err = copyFile(ctx, filepath.Join(tmp, FileKernel), src.Kernel, nil, nil); err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
 	}
-	if m.Files[FileRootfs], err = copyFile(ctx, filepath.Join(tmp, FileRootfs), src.Rootfs, checkSquashfs(src.Rootfs)); err != nil {
+	if m.Files[FileRootfs], err = copyFile(ctx, filepath.Join(tmp, FileRootfs), src.Rootfs, checkSquashfs(src.Rootfs), o.Progress); err != nil {
 		return nil, fmt.Errorf("rootfs: %w", err)
 	}
 	if src.Modules != "" {
@@ -153,7 +158,7 @@ func build(ctx context.Context, tmp string, src Sources, o PublishOptions) (*Man
 	}
 	crashPoint("copied")
 	rootfs := filepath.Join(tmp, FileRootfs)
-	mi, info, err := makeTorrent(ctx, rootfs, m.Files[FileRootfs].Size, m.Created, o.Announce, o.WebSeed)
+	mi, info, err := makeTorrent(ctx, rootfs, m.Files[FileRootfs].Size, m.Created, o.Announce, o.WebSeed, o.Progress)
 	if err != nil {
 		return nil, fmt.Errorf("torrent: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent/bencode"
@@ -34,8 +35,9 @@ func PieceLength(size int64) int64 {
 }
 
 // makeTorrent builds the single-file, private torrent of the file at path
-// (which has size bytes), named "rootfs".
-func makeTorrent(ctx context.Context, path string, size int64, created time.Time, announce, webSeed string) (*metainfo.MetaInfo, *metainfo.Info, error) {
+// (which has size bytes), named "rootfs". The bytes hashed are added to
+// read, if not nil.
+func makeTorrent(ctx context.Context, path string, size int64, created time.Time, announce, webSeed string, read *atomic.Int64) (*metainfo.MetaInfo, *metainfo.Info, error) {
 	private := true
 	info := &metainfo.Info{
 		Name:        FileRootfs,
@@ -51,7 +53,7 @@ func makeTorrent(ctx context.Context, path string, size int64, created time.Time
 		return struct {
 			io.Reader
 			io.Closer
-		}{ctxReader{ctx, f}, f}, nil
+		}{ctxReader{ctx, f, read}, f}, nil
 	})
 	if err != nil {
 		return nil, nil, err
