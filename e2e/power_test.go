@@ -131,7 +131,7 @@ func TestPowerIPMI(t *testing.T) {
 	})
 	ipmitool := func(args ...string) string {
 		t.Helper()
-		full := append([]string{"-I", "lanplus", "-C", "3", "-H", lab.ApplianceAddr, "-p", fmt.Sprint(port), "-U", user, "-f", pw}, args...)
+		full := append([]string{"-I", "lanplus", "-C", "3", "-H", lab.ApplianceAddr, "-p", fmt.Sprint(port), "-U", user, "-L", "OPERATOR", "-f", pw}, args...)
 		out, err := l.Command(ctx, "ipmitool", full...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ipmitool %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -20,7 +20,8 @@ type IPMISimOptions struct {
 	// the appliance namespace.
 	Addr string
 	Port int
-	// User and Password of its one administrator account.
+	// User and Password of its one account, with operator privilege
+	// (power control and boot options, not the BMC's configuration).
 	User, Password string
 	// VM is the BIOS machine whose power it controls (Firmware is ignored).
 	VM VMOptions
@@ -256,7 +257,7 @@ func shellJoin(args []string) string {
 }
 
 // ipmiLanConf is ipmi_sim's configuration (see ipmi_lan(5)): one BMC,
-// IPMI 2.0 over LAN at Addr:Port, one administrator, the chassis program.
+// IPMI 2.0 over LAN at Addr:Port, one operator, the chassis program.
 func ipmiLanConf(o IPMISimOptions, dir string) string {
 	return fmt.Sprintf(`name "%s"
 set_working_mc 0x20
@@ -270,7 +271,7 @@ set_working_mc 0x20
     guid a123456789abcdefa123456789abcdef
   endlan
   chassis_control "%s"
-  user 2 true "%s" "%s" admin 10 none md2 md5 straight
+  user 2 true "%s" "%s" operator 10 none md2 md5 straight
 `, o.Name, o.Addr, o.Port, filepath.Join(dir, "chassis.sh"), o.User, o.Password)
 }
 

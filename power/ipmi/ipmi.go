@@ -43,7 +43,10 @@ func (c *Controller) session(ctx context.Context, fn func(*client.Client) error)
 	// Suite 17 (HMAC-SHA256, AES) first, then 3 (HMAC-SHA1, AES), the
 	// suite nearly every BMC has. Naming them skips Get Channel Cipher
 	// Suites, which some BMCs (ipmi_sim) never answer: 6 s lost per call.
-	cl = cl.WithTimeout(timeout).WithRetry(2).WithCipherSuiteID(types.CipherSuiteID17, types.CipherSuiteID3)
+	// Operator privilege is what chassis control and boot options need:
+	// an operator account works, and an administrator's logs in as less.
+	cl = cl.WithTimeout(timeout).WithRetry(2).WithCipherSuiteID(types.CipherSuiteID17, types.CipherSuiteID3).
+		WithMaxPrivilegeLevel(types.PrivilegeLevelOperator)
 	if err := cl.Connect(ctx); err != nil {
 		return fmt.Errorf("IPMI %s:%d: open session as %q: %w", c.Host, c.Port, c.User, classify(err))
 	}
