@@ -396,7 +396,11 @@ func (o *observer) TFTPTransfer(ip net.IP, file string, r tftpd.Result) {
 	if r != tftpd.ResultOK {
 		return
 	}
-	o.nodes.SeenAt(ip.String(), nodeapi.StateFirmware, "TFTP: "+file)
+	state := nodeapi.StateFirmware
+	if httpd.KernelFetch(file) {
+		state = nodeapi.StateKernel // grub's kernel and initrds (Secure Boot)
+	}
+	o.nodes.SeenAt(ip.String(), state, "TFTP: "+file)
 }
 
 // DHCPAddress records the address a node the inventory boots asked the

@@ -143,6 +143,18 @@ func TestGrubConfigServed(t *testing.T) {
 	}
 }
 
+func TestKernelFetch(t *testing.T) {
+	for name, want := range map[string]bool{
+		"/images/web/v1/kernel": true, "images/web/v1/modules": true, "/node/node-initrd.cpio.gz": true,
+		"/profiles/rescue/kernel": true, "/profiles/rescue/initrd/0/a.img": true,
+		"/boot/52:54:00:12:34:01.grub": false, "grub/grub.cfg": false, "grubx64.efi": false, "/images/web/v1/rootfs": false,
+	} {
+		if got := KernelFetch(name); got != want {
+			t.Errorf("KernelFetch(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 // TestOpenTFTP: grub's TFTP fetches are answered as the same GET would be;
 // other names are not this bridge's, and a root filesystem never is.
 func TestOpenTFTP(t *testing.T) {

@@ -15,6 +15,13 @@ import (
 // filesystem: that travels over BitTorrent.
 var grubFetches = regexp.MustCompile(`^/(boot/[^/]+\.grub|node/[^/]+|images/[^/]+/[^/]+/(kernel|modules)|profiles/[^/]+/(kernel|initrd/[0-9]+/[^/]+))$`)
 
+// kernelFetches are the grubFetches of a kernel or an initrd.
+var kernelFetches = regexp.MustCompile(`^/(node/[^/]+|images/[^/]+/[^/]+/(kernel|modules)|profiles/[^/]+/(kernel|initrd/[0-9]+/[^/]+))$`)
+
+// KernelFetch reports whether a TFTP file name is grub fetching a kernel
+// or an initrd: the node's kernel stage, as the same fetch over HTTP.
+func KernelFetch(name string) bool { return kernelFetches.MatchString(path.Clean("/" + name)) }
+
 // OpenTFTP answers a TFTP read of name, one of grub's fetches, as GET
 // /NAME would be answered (same checks, same logs and node states), into
 // an unlinked temporary file, which the TFTP server sends. ok is false
