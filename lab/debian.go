@@ -12,12 +12,12 @@ import (
 
 // DebianSuite and DebianPackages are the Debian server image's recipe (the
 // one docs/images.md gives operators): a minimal Debian 12 with systemd,
-// udev, an SSH server, iproute2 and Debian's cloud kernel, with
+// udev, D-Bus, an SSH server, iproute2 and Debian's cloud kernel, with
 // systemd-networkd enabled to keep the boot NIC's lease.
 const DebianSuite = "bookworm"
 
 // DebianPackages are the --include of the recipe.
-var DebianPackages = []string{"systemd-sysv", "udev", "systemd-timesyncd", "openssh-server", "iproute2",
+var DebianPackages = []string{"systemd-sysv", "udev", "dbus", "systemd-timesyncd", "openssh-server", "iproute2",
 	"linux-image-cloud-amd64", "zstd", "ca-certificates"}
 
 // DebianCustomizeHook is the recipe's --customize-hook.
