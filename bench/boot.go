@@ -48,7 +48,7 @@ func registerBootFlags(fs *flag.FlagSet) *bootFlags {
 	fs.StringVar(&f.initrdBase, "boot-initrd-base", "", "boot: the node initramfs without key (`make initrd`); default node-initrd.cpio.gz beside --moobi, else built from --boot-src")
 	fs.DurationVar(&f.timeout, "boot-timeout", 10*time.Minute, "boot: give up on one boot after this long")
 	fs.StringVar(&f.servers, "boot-servers", "moobi,dnsmasq", "boot: which boots to run: moobi, dnsmasq (dnsmasq + nginx) or both")
-	fs.StringVar(&f.image, "boot-image", "random", "boot: the image: random (--boot-image-mib of random data; the reference initramfs carries it) or debian (the Debian 12 server image by `moobi image build`; the reference initramfs fetches its squashfs from nginx and switch_roots into it); both boots end on the console's `"+bootDebianTarget+"` with debian")
+	fs.StringVar(&f.image, "boot-image", "random", "boot: the image: random (--boot-image-mib of random data; the reference initramfs carries it) or debian (the Debian 12 server image by `moobi image build`; the reference initramfs fetches its squashfs from nginx and switch_roots into it); both boots end on systemd's console line `Reached target getty.target` with debian")
 	return f
 }
 

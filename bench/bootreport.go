@@ -23,7 +23,7 @@ func (r bootRun) done() float64 {
 }
 
 func (r bootRun) summary() string {
-	what := map[string]string{"running": "to running", "marker": "to the initramfs marker", "target": "to `" + bootDebianTarget + "`"}[r.end]
+	what := map[string]string{"running": "to running", "marker": "to the initramfs marker", "target": "to getty.target"}[r.end]
 	return fmt.Sprintf("%s %s: %.1f s %s, /init at %.1f s", r.firmware, r.server, r.done(), what, r.at["init"])
 }
 
