@@ -120,7 +120,12 @@ func imageBuild(args []string, stdout, stderr io.Writer) int {
 	kernel := fs.String("kernel", "", "kernel image to use instead of the root's newest /boot/vmlinuz-*")
 	modules := fs.String("modules", "", "module tree to use instead of the root's lib/modules/RELEASE")
 	keep := fs.Int("keep", catalog.DefaultKeep, "versions to keep")
+	level := fs.Int("zstd-level", builder.DefaultZstdLevel, "squashfs zstd compression level, 1 (fastest) to 22 (smallest)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *level < 1 || *level > 22 {
+		fmt.Fprintf(stderr, "moobi image build: --zstd-level %d is not between 1 and 22\n", *level)
 		return 2
 	}
 	if *name == "" || fs.NArg() != 1 {
@@ -140,7 +145,7 @@ func imageBuild(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	r, err := builder.Build(ctx, cat, *name, builder.Options{Source: src, Kernel: *kernel, Modules: *modules,
+	r, err := builder.Build(ctx, cat, *name, builder.Options{Source: src, Kernel: *kernel, Modules: *modules, ZstdLevel: *level,
 		WorkDir: inv.Appliance.DataDir, Log: stderr, Publish: publishOptions(inv, *version, *keep)})
 	var m *catalog.Manifest
 	if r != nil {

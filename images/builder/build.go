@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,8 @@ type Options struct {
 	Source  rootfs.Source
 	Kernel  string // a kernel image to use instead of the root's
 	Modules string // a module tree to use instead of the root's
+	// ZstdLevel is the squashfs's zstd level, 1 to 22 (0: DefaultZstdLevel).
+	ZstdLevel int
 	// WorkDir is where the staging folder and the squashfs are made (and
 	// removed afterwards): a folder on the catalog's filesystem.
 	WorkDir string
@@ -170,12 +173,20 @@ func pickKernel(root string, o Options, r *Report) error {
 	return nil
 }
 
+// DefaultZstdLevel is mksquashfs's own zstd level. Lower levels build
+// faster and make larger images.
+const DefaultZstdLevel = 15
+
 // squash runs mksquashfs on root, saying how far it is as it goes.
 func squash(ctx context.Context, o Options, root, out string, r *Report) error {
-	fmt.Fprintf(o.Log, "mksquashfs %s (zstd, %s of files)\n", root, MiB(r.RootBytes))
+	level := o.ZstdLevel
+	if level == 0 {
+		level = DefaultZstdLevel
+	}
+	fmt.Fprintf(o.Log, "mksquashfs %s (zstd level %d, %s of files)\n", root, level, MiB(r.RootBytes))
 	start := time.Now()
 	var buf bytes.Buffer
-	cmd := exec.CommandContext(ctx, "mksquashfs", root, out, "-comp", "zstd", "-noappend", "-no-progress")
+	cmd := exec.CommandContext(ctx, "mksquashfs", root, out, "-comp", "zstd", "-Xcompression-level", strconv.Itoa(level), "-noappend", "-no-progress")
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	stop := every(ctx, o.Every, func() {
 		if fi, err := os.Stat(out); err == nil {
