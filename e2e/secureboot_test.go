@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,14 @@ func TestSecureBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNodeState(t, ctx, r, signed.mac, "running", time.Minute)
+	var phases []string
+	for _, p := range getNodes(t, ctx, r)[signed.mac].Phases {
+		phases = append(phases, p.State)
+	}
+	t.Logf("%s: phases %v", signed.name, phases)
+	if !slices.Contains(phases, "firmware") || !slices.Contains(phases, "kernel") {
+		t.Errorf("%s: phases %v, want firmware (shim, grub) and kernel (grub's kernel and initrds over TFTP)", signed.name, phases)
+	}
 
 	console := vms[signed.name].Console()
 	t.Logf("%s: the kernel on Secure Boot and lockdown:\n%s", signed.name, strings.Join(secureBootLines.FindAllString(console, -1), "\n"))
