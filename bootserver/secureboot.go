@@ -27,6 +27,11 @@ func (s *Service) openSecureBoot(name string) (f *os.File, ok bool, err error) {
 	case httpd.GrubConfigTFTPName:
 		f, err = grubStubFile(s.baseURL())
 	default:
+		if strings.HasPrefix(strings.TrimPrefix(name, "/"), "grub/") {
+			// grub probes $prefix/x86_64-efi/ for module lists and
+			// another grub.cfg: none exist.
+			return nil, true, fmt.Errorf("%w: %s", fs.ErrNotExist, name)
+		}
 		if web := s.web.Load(); web != nil {
 			return web.OpenTFTP(name)
 		}
