@@ -154,3 +154,63 @@ func TestParseSource(t *testing.T) {
 		}
 	}
 }
+
+// A later layer that puts a symlink where a folder was must not lead Finish
+// to set the old folder's children's attributes through the link, on the
+// host.
+func TestExtractLayersSymlinkOverFolder(t *testing.T) {
+	dir := func(name string, mode int64) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: mode}
+	}
+	link := func(name, target string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target}
+	}
+	wh := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg} }
+	for _, tc := range []struct {
+		name   string
+		layers func(victim string) [][]*tar.Header
+		link   string // the symlink the last layer leaves in the root
+	}{
+		{"replaced", func(v string) [][]*tar.Header {
+			return [][]*tar.Header{{dir("x/", 0o755), dir("x/sub/", 0o777)}, {link("x", v)}}
+		}, "x"},
+		{"whited out", func(v string) [][]*tar.Header {
+			return [][]*tar.Header{{dir("x/", 0o755), dir("x/sub/", 0o777)}, {wh(".wh.x")}, {link("x", v)}}
+		}, "x"},
+		{"opaque", func(v string) [][]*tar.Header {
+			return [][]*tar.Header{{dir("d/", 0o755), dir("d/x/", 0o755), dir("d/x/sub/", 0o777)},
+				{wh("d/.wh..wh..opq"), link("d/x", v)}}
+		}, "d/x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, victim := t.TempDir(), t.TempDir()
+			sub := filepath.Join(victim, "sub")
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			x := NewExtractor(root)
+			for i, l := range tc.layers(victim) {
+				if err := x.Layer(context.Background(), bytes.NewReader(tarOf(t, l...))); err != nil {
+					t.Fatalf("layer %d: %v", i+1, err)
+				}
+			}
+			for k := range x.dirs {
+				if strings.HasPrefix(k, tc.link+"/") {
+					t.Errorf("attributes still recorded for /%s, under the link /%s", k, tc.link)
+				}
+			}
+			if err := x.Finish(); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(sub); err != nil || fi.Mode() != os.ModeDir|0o755 {
+				t.Errorf("host folder %s: mode %v (%v), want %v", sub, fi.Mode(), err, os.ModeDir|0o755)
+			}
+			if got, err := os.Readlink(filepath.Join(root, tc.link)); err != nil || got != victim {
+				t.Errorf("/%s -> %q (%v), want the link to %q", tc.link, got, err, victim)
+			}
+		})
+	}
+}
