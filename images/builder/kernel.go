@@ -25,32 +25,41 @@ type Kernel struct {
 // FindKernel finds the newest kernel of the root filesystem folder root:
 // /boot/vmlinuz-RELEASE (and what /vmlinuz and /boot/vmlinuz point to), with
 // its module tree /lib/modules/RELEASE or /usr/lib/modules/RELEASE. Paths
-// are resolved inside root, as the booted system sees them.
+// are resolved inside root, as the booted system sees them: a symlink never
+// leads to a host file, and one that climbs out of the root is refused.
 func FindKernel(root string) (Kernel, error) {
-	releases := map[string]string{} // release -> path in the root
+	releases := map[string]string{} // release -> resolved path in the root
 	boot, err := rootfs.Resolve(root, "boot", true)
 	if err != nil {
-		return Kernel{}, err
+		return Kernel{}, fmt.Errorf("kernel folder /boot: %w", err)
 	}
 	ents, err := os.ReadDir(filepath.Join(root, filepath.FromSlash(boot)))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Kernel{}, err
 	}
+	var names []string
 	for _, e := range ents {
-		if r, ok := strings.CutPrefix(e.Name(), "vmlinuz-"); ok && r != "" {
-			releases[r] = path.Join(boot, e.Name())
-		}
+		names = append(names, path.Join(boot, e.Name()))
 	}
-	for _, link := range []string{"vmlinuz", "boot/vmlinuz"} {
-		if p, err := rootfs.Resolve(root, link, true); err == nil {
-			if r, ok := strings.CutPrefix(path.Base(p), "vmlinuz-"); ok && r != "" {
-				releases[r] = p
+	for _, name := range append(names, "vmlinuz", "boot/vmlinuz") {
+		p, err := rootfs.Resolve(root, name, true)
+		if err != nil {
+			if errors.Is(err, rootfs.ErrUnsafe) {
+				return Kernel{}, fmt.Errorf("kernel /%s: %w", name, err)
 			}
+			continue
+		}
+		r, ok := strings.CutPrefix(path.Base(p), "vmlinuz-")
+		if !ok {
+			r, ok = strings.CutPrefix(path.Base(name), "vmlinuz-")
+		}
+		if ok && r != "" && r != "." && r != ".." {
+			releases[r] = p
 		}
 	}
 	var found []string
 	for r, p := range releases {
-		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(p))); err == nil && fi.Mode().IsRegular() {
+		if fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p))); err == nil && fi.Mode().IsRegular() {
 			found = append(found, r)
 		}
 	}
@@ -65,15 +74,15 @@ func FindKernel(root string) (Kernel, error) {
 }
 
 // FindModules returns the module tree of release in root on the host, ""
-// if there is none.
+// if there is none. A tree whose path climbs out of root is refused.
 func FindModules(root, release string) (string, error) {
 	for _, dir := range []string{"lib/modules/", "usr/lib/modules/"} {
 		p, err := rootfs.Resolve(root, dir+release, true)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("module tree /%s%s: %w", dir, release, err)
 		}
 		host := filepath.Join(root, filepath.FromSlash(p))
-		if fi, err := os.Stat(host); err == nil && fi.IsDir() {
+		if fi, err := os.Lstat(host); err == nil && fi.IsDir() {
 			return host, nil
 		}
 	}
