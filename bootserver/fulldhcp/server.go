@@ -43,6 +43,12 @@ type Server struct {
 
 	mu    sync.Mutex
 	table *Table
+	// saveMu is held by a save from its snapshot of the table to the
+	// rename of the lease file: saves land on disk in the order of their
+	// snapshots, so an older one never replaces a newer one.
+	saveMu sync.Mutex
+	// writeLeases writes the lease file (SaveLeases if nil).
+	writeLeases func(path string, leases []Lease) error
 	// probes bounds the probes in flight.
 	probes chan struct{}
 }
@@ -155,10 +161,16 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 
 // save writes the lease file; it logs and reports a failure.
 func (s *Server) save() bool {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	s.mu.Lock()
 	leases := s.table.Leases()
 	s.mu.Unlock()
-	if err := SaveLeases(s.LeaseFile, leases); err != nil {
+	write := s.writeLeases
+	if write == nil {
+		write = SaveLeases
+	}
+	if err := write(s.LeaseFile, leases); err != nil {
 		s.Log.Error("DHCP leases not saved: the batch's replies are not sent", "file", s.LeaseFile, "err", err)
 		return false
 	}

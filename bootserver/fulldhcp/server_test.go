@@ -172,3 +172,59 @@ func TestPingProber(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveOrder races two saves: the first has taken its snapshot (one
+// lease) and is held before it writes; a second lease is bound and saved.
+// The lease file must end up with both leases, whichever save finishes
+// first: an older snapshot never replaces a newer one.
+func TestSaveOrder(t *testing.T) {
+	leaseFile := filepath.Join(t.TempDir(), "dhcp-leases.json")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := &Server{LeaseFile: leaseFile, Log: slog.New(slog.DiscardHandler), table: NewTable(nil)}
+	bind := func(mac, addr string) {
+		s.mu.Lock()
+		s.table.Apply(Change{Kind: ChangeBind, MAC: mac, Addr: a(addr), Until: now.Add(time.Hour)})
+		s.mu.Unlock()
+	}
+	firstHeld, release, secondWrote := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	calls := 0
+	s.writeLeases = func(path string, leases []Lease) error {
+		s.mu.Lock()
+		calls++
+		call := calls
+		s.mu.Unlock()
+		if call == 1 {
+			close(firstHeld)
+			<-release
+		}
+		err := SaveLeases(path, leases)
+		if call == 2 {
+			close(secondWrote)
+		}
+		return err
+	}
+	bind("52:54:00:00:00:01", "10.0.0.101")
+	first := make(chan bool)
+	go func() { first <- s.save() }()
+	<-firstHeld
+	bind("52:54:00:00:00:02", "10.0.0.102")
+	second := make(chan bool)
+	go func() { second <- s.save() }()
+	// The second save must wait for the first; without that it writes at
+	// once. Give it the time to do so before the first one goes on.
+	select {
+	case <-secondWrote:
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if !<-first || !<-second {
+		t.Fatal("a save failed")
+	}
+	leases, _, err := LoadLeases(leaseFile, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases) != 2 {
+		t.Errorf("the lease file holds %v, want the leases of 10.0.0.101 and 10.0.0.102", leases)
+	}
+}
