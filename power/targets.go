@@ -14,6 +14,12 @@ type Host struct {
 	HasBMC  bool
 }
 
+// A TargetError is Match's error: targets the request named that name no
+// usable host. The request is at fault, not the service.
+type TargetError struct{ msg string }
+
+func (e *TargetError) Error() string { return e.msg }
+
 // Match returns the names of the hosts the targets name, sorted and each
 // once. A target is a host name, a glob over host names (`rack1-*`, with
 // path.Match's syntax), `profile:NAME` (every host booting profile NAME) or
@@ -22,7 +28,7 @@ type Host struct {
 // and a malformed glob are errors, all of them reported at once.
 func Match(hosts []Host, targets []string) ([]string, error) {
 	if len(targets) == 0 {
-		return nil, fmt.Errorf("no targets: name hosts, globs such as rack1-*, profile:NAME or all")
+		return nil, &TargetError{"no targets: name hosts, globs such as rack1-*, profile:NAME or all"}
 	}
 	byName := make(map[string]Host, len(hosts))
 	for _, h := range hosts {
@@ -68,7 +74,7 @@ func Match(hosts []Host, targets []string) ([]string, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
+		return nil, &TargetError{strings.Join(problems, "; ")}
 	}
 	out := make([]string, 0, len(picked))
 	for name := range picked {

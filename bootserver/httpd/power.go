@@ -70,11 +70,11 @@ func (s *Server) runPower(w http.ResponseWriter, r *http.Request, action power.A
 	}
 	res, err := s.Power.Run(ctx, action, targets)
 	if err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, context.Canceled) {
-			code = http.StatusServiceUnavailable
+		code, msg := powerError(err)
+		if code == http.StatusInternalServerError {
+			s.Log.Error("power action failed", "action", string(action), "err", err)
 		}
-		http.Error(w, "bad request: "+err.Error(), code)
+		http.Error(w, msg, code)
 		return
 	}
 	out := PowerResponse{Results: res}
@@ -91,4 +91,19 @@ func (s *Server) runPower(w http.ResponseWriter, r *http.Request, action power.A
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(out)
+}
+
+// powerError is the status and body of a power request whose run failed:
+// targets that name no usable host are the request's fault (400), a
+// request that ended before the run did is 503, anything else the
+// service's own failure (500).
+func powerError(err error) (int, string) {
+	var te *power.TargetError
+	switch {
+	case errors.As(err, &te):
+		return http.StatusBadRequest, "bad request: " + err.Error()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "power action not done: the request ended first: " + err.Error()
+	}
+	return http.StatusInternalServerError, "power action failed: " + err.Error()
 }

@@ -3,6 +3,7 @@ package httpd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -76,5 +77,39 @@ func TestPowerEndpoints(t *testing.T) {
 	}
 	if got := strings.Join(run.calls, "; "); got != "pxe rack1-*; status all" {
 		t.Errorf("runner calls %q", got)
+	}
+}
+
+// errRunner fails every run with err.
+type errRunner struct{ err error }
+
+func (e errRunner) Run(context.Context, power.Action, []string) ([]fleet.Result, error) {
+	return nil, e.err
+}
+
+// TestPowerErrors checks each way a run can fail gets its own status and
+// message: targets naming no host are the request's fault, the rest not.
+func TestPowerErrors(t *testing.T) {
+	inv := &inventory.Inventory{Hosts: map[string]*inventory.Host{"n1": {Name: "n1", BMC: &inventory.BMC{Type: "ipmi"}}}}
+	for _, tc := range []struct {
+		name   string
+		runner PowerRunner
+		code   int
+		prefix string
+	}{
+		{"unknown host", &fleet.Runner{Inventory: func() *inventory.Inventory { return inv }}, 400,
+			`bad request: target "n9": no such host in hosts.yaml`},
+		{"request ended", errRunner{context.Canceled}, 503, "power action not done: the request ended first: context canceled"},
+		{"internal", errRunner{errors.New("no BMC driver")}, 500, "power action failed: no BMC driver"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{Inventory: func() *inventory.Inventory { return inv }, Log: slog.New(slog.DiscardHandler), Power: tc.runner,
+				Admin: func(h http.Handler) http.Handler { return h }}
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/power", strings.NewReader(`{"action":"off","targets":["n9"]}`)))
+			if body := rec.Body.String(); rec.Code != tc.code || !strings.HasPrefix(body, tc.prefix) {
+				t.Errorf("got %d %q, want %d %q...", rec.Code, body, tc.code, tc.prefix)
+			}
+		})
 	}
 }
