@@ -13,7 +13,9 @@ import (
 func systemdEvent(state string, failed []string, image, version string) (e nodeapi.Event, done bool) {
 	e = nodeapi.Event{Image: image, Version: version}
 	switch strings.TrimSpace(state) {
-	case "initializing", "starting", "":
+	case "initializing", "starting", "", "offline":
+		// offline: right after the pivot, before systemd made
+		// /run/systemd/system (WatchSystemd bounds how long).
 		return e, false
 	case "running":
 		e.State, e.Message = nodeapi.StateRunning, "systemd reached its default target; seeding"

@@ -16,8 +16,13 @@ import (
 )
 
 // SystemdTimeout is how long the seeder waits for the image's systemd to
-// reach its default target before it reports the node failed.
-const SystemdTimeout = 15 * time.Minute
+// reach its default target before it reports the node failed;
+// OfflineTimeout how long systemctl may say "offline" (systemd not up as
+// PID 1 yet) after the switch.
+const (
+	SystemdTimeout = 15 * time.Minute
+	OfflineTimeout = 2 * time.Minute
+)
 
 // OpenProc opens /proc for WatchSystemd, before the pivot: afterwards the
 // seeder, left in the initramfs's emptied root, no longer sees it.
@@ -42,6 +47,7 @@ func WatchSystemd(ctx context.Context, spec SeedSpec, proc int, log *slog.Logger
 	deadline := time.Now().Add(SystemdTimeout)
 	last := ""
 	inImage := false
+	var entered time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -58,7 +64,7 @@ func WatchSystemd(ctx context.Context, spec SeedSpec, proc int, log *slog.Logger
 					Message: "switched to the image's init, seeding (systemd's state unknown: " + err.Error() + ")"})
 				return
 			}
-			inImage = true
+			inImage, entered = true, time.Now()
 		}
 		{
 			state, _ := systemctl(ctx, "is-system-running")
@@ -70,6 +76,11 @@ func WatchSystemd(ctx context.Context, spec SeedSpec, proc int, log *slog.Logger
 			if state != last {
 				log.Info("systemd", "state", state)
 				last = state
+			}
+			if state == "offline" && time.Since(entered) > OfflineTimeout {
+				reportUntil(ctx, o, nodeapi.Event{State: nodeapi.StateFailed, Image: spec.Image, Version: spec.Version,
+					Reason: "the image's systemctl says systemd is offline " + OfflineTimeout.String() + " after the switch to its init"})
+				return
 			}
 			if e, done := systemdEvent(state, failed, spec.Image, spec.Version); done {
 				reportUntil(ctx, o, e)

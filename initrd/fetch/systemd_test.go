@@ -19,6 +19,7 @@ func TestSystemdEvent(t *testing.T) {
 		{"initializing", nil, false, "", ""},
 		{"starting\n", nil, false, "", ""},
 		{"", nil, false, "", ""},
+		{"offline", nil, false, "", ""},
 		{"running\n", nil, true, nodeapi.StateRunning, ""},
 		{"degraded", []string{"ssh.service", "foo.mount"}, true, nodeapi.StateDegraded, "failed units: ssh.service, foo.mount"},
 		{"degraded", nil, true, nodeapi.StateDegraded, "lists no failed unit"},
