@@ -143,6 +143,20 @@ func TestGrubConfigServed(t *testing.T) {
 	}
 }
 
+// TestOpenTFTPNotThrottled: grub configurations fetched through the TFTP
+// bridge (no client address) are not held to one address's script rate:
+// a rack booting at once shares none.
+func TestOpenTFTPNotThrottled(t *testing.T) {
+	s, _, _ := setupServer(t)
+	for i := 0; i < 3*ScriptRequestBurst; i++ {
+		f, _, err := s.OpenTFTP("/boot/52:54:00:12:34:01.grub")
+		if err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		f.Close()
+	}
+}
+
 func TestKernelFetch(t *testing.T) {
 	for name, want := range map[string]bool{
 		"/images/web/v1/kernel": true, "images/web/v1/modules": true, "/node/node-initrd.cpio.gz": true,

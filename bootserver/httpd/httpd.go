@@ -166,7 +166,10 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if !s.scriptLimits.allow(ip, ScriptRequestsPerSecond, ScriptRequestBurst) {
+	// A request with no address is grub's, through the TFTP service
+	// (OpenTFTP), whose transfers are bounded per client there: one
+	// shared bucket here would throttle a whole rack booting at once.
+	if ip != "" && !s.scriptLimits.allow(ip, ScriptRequestsPerSecond, ScriptRequestBurst) {
 		s.Log.Warn("boot script refused: rate limit", "mac", h.MAC.String(), "client", ip)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many requests", http.StatusTooManyRequests)
