@@ -64,10 +64,8 @@ func (l *Lab) StartIPMISim(ctx context.Context, o IPMISimOptions) (*IPMISim, err
 		"lan.conf":     ipmiLanConf(o, dir),
 		"emu.cmds":     "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n",
 	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
-			return nil, err
-		}
+	if err := writeBMCFiles(dir, files); err != nil {
+		return nil, err
 	}
 	p, err := startProc(ctx, l.log, filepath.Join(dir, "ipmi_sim.log"), "ip", "netns", "exec", l.appNS,
 		"ipmi_sim", "-n", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "emu.cmds"), "-s", dir)
@@ -258,6 +256,33 @@ func shellJoin(args []string) string {
 
 // ipmiLanConf is ipmi_sim's configuration (see ipmi_lan(5)): one BMC,
 // IPMI 2.0 over LAN at Addr:Port, one operator, the chassis program.
+// writeBMCFiles writes the simulator's files into dir, each with its mode
+// (bmcFileMode), also over a file an earlier run left.
+func writeBMCFiles(dir string, files map[string]string) error {
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), bmcFileMode(name)); err != nil {
+			return fmt.Errorf("lab: BMC simulator file: %w", err)
+		}
+		if err := os.Chmod(p, bmcFileMode(name)); err != nil {
+			return fmt.Errorf("lab: BMC simulator file: %w", err)
+		}
+	}
+	return nil
+}
+
+// bmcFileMode is the mode of a file of the simulator's folder: lan.conf
+// holds the BMC password, only the scripts run.
+func bmcFileMode(name string) os.FileMode {
+	switch {
+	case name == "lan.conf":
+		return 0o600
+	case strings.HasSuffix(name, ".sh"):
+		return 0o755
+	}
+	return 0o644
+}
+
 func ipmiLanConf(o IPMISimOptions, dir string) string {
 	return fmt.Sprintf(`name "%s"
 set_working_mc 0x20
