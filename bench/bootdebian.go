@@ -220,7 +220,7 @@ func bootDebianReport(f *bootFlags, a *bootAssets, fws []lab.Firmware, runs []bo
 	p("One qemu VM (TCG, %d MB, console=ttyS0) per boot, in a fresh lab. **moobi** boots an image profile (RAM, no cache disk): kernel, node initramfs and modules over HTTP, "+
 		"the squashfs over BitTorrent, verified, mounted, per-node identity written, switch_root; the node reports `running` when systemd says so. "+
 		"**dnsmasq + nginx**: dnsmasq as proxy DHCP and TFTP for iPXE, nginx serving the same kernel, a %s busybox initramfs and the same modules initrd; "+
-		"/init loads virtio_net, loop, squashfs and overlay, runs udhcpc, fetches the same squashfs with busybox wget, mounts it under a tmpfs overlay and switch_roots into systemd. "+
+		"/init loads virtio_pci, virtio_net, loop, squashfs and overlay, runs udhcpc, fetches the same squashfs with busybox wget, mounts it under a tmpfs overlay and switch_roots into systemd. "+
 		"Both end on the console's `Reached target getty.target - Login Prompts.`, the last target line systemd prints before its serial getty takes the console (multi-user.target, the default, follows silently). %d boot%s per firmware and server; the median is shown. Seconds after qemu's start.\n\n",
 		bootDebianMemMB, size(a.refInitrdSize), f.repeat, plural(f.repeat))
 	for _, fw := range fws {
