@@ -151,7 +151,8 @@ hosts:
 	var publish *exec.Cmd
 	if debian {
 		step("publishing the image: moobi image build %s", rootfs)
-		publish = exec.CommandContext(ctx, bin, "image", "build", "--config", cfg, "--name", "web", rootfs)
+		// zstd level 3: a few seconds instead of minutes for a ~12% larger image.
+		publish = exec.CommandContext(ctx, bin, "image", "build", "--config", cfg, "--name", "web", "--zstd-level", "3", rootfs)
 	} else {
 		step("publishing the image: moobi image add")
 		publish = exec.CommandContext(ctx, bin, "image", "add", "--config", cfg, "--name", "web", "--kernel", kernel, "--rootfs", image, "--modules", modules)
