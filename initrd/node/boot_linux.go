@@ -138,7 +138,7 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 		dev = cfg.Cache
 		devSize, _ = deviceSize(dev)
 	}
-	id, err := applyIdentity(log, newRoot, cfg, ov, dev, devSize)
+	id, err := applyIdentity(log, newRoot, cfg, ov, *ifname, dev, devSize)
 	if err != nil {
 		s.Close()
 		unmountImage()

@@ -27,7 +27,7 @@ type identityResult struct {
 // the ones kept in the cache device's state area when it holds this host's,
 // else fresh ones, saved there for the next boot. A RAM node (dev "") keeps
 // nothing: it gets fresh keys every boot.
-func applyIdentity(log *slog.Logger, root string, cfg nodeapi.BootConfig, ov []byte, dev string, devSize int64) (identityResult, error) {
+func applyIdentity(log *slog.Logger, root string, cfg nodeapi.BootConfig, ov []byte, ifname, dev string, devSize int64) (identityResult, error) {
 	var res identityResult
 	if ov != nil {
 		n, err := overlay.Apply(root, ov)
@@ -35,6 +35,11 @@ func applyIdentity(log *slog.Logger, root string, cfg nodeapi.BootConfig, ov []b
 			return res, err
 		}
 		res.Entries = n
+	}
+	if ifname != "" {
+		if err := writeLinkFile(root, cfg.MAC, ifname); err != nil {
+			return res, err
+		}
 	}
 	comment := "root@" + cfg.Name
 	var keys map[string]string
@@ -103,4 +108,25 @@ func describeIdentity(res identityResult) string {
 		s += fmt.Sprintf(" (state area unusable: %v)", res.StateErr)
 	}
 	return s
+}
+
+// LinkFile is where the node pins its boot NIC's name for udev.
+const LinkFile = "etc/systemd/network/10-moobi-boot.link"
+
+// writeLinkFile keeps the boot NIC's name in the booted system: the NIC is
+// up (and in use by the seeder) when the image's udev first sees it, and
+// udev cannot rename an interface that is up to its "predictable" name;
+// the failed rename leaves the link uninitialized, and systemd-networkd
+// then never takes it over (no lease renewal). Naming it what it already
+// is makes the rename a no-op. An operator's overlay may ship its own.
+func writeLinkFile(root, mac, ifname string) error {
+	p := filepath.Join(root, LinkFile)
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	body := fmt.Sprintf("# Written by the Moobi node: the boot NIC keeps the name it booted with.\n[Match]\nMACAddress=%s\n\n[Link]\nName=%s\n", mac, ifname)
+	return os.WriteFile(p, []byte(body), 0o644)
 }

@@ -77,12 +77,15 @@ func TestApplyIdentity(t *testing.T) {
 		return string(b)
 	}
 	r1 := image()
-	res, err := applyIdentity(log, r1, cfg, ov, dev, size)
+	res, err := applyIdentity(log, r1, cfg, ov, "eth0", dev, size)
 	if err != nil || res.KeysKept || res.StateErr != nil || res.Entries == 0 {
 		t.Fatalf("first boot: %+v, %v", res, err)
 	}
 	if _, err := os.Stat(filepath.Join(r1, "etc/ssh/ssh_host_rsa_key")); err == nil {
 		t.Error("the image's RSA host key was left in place")
+	}
+	if b, _ := os.ReadFile(filepath.Join(r1, LinkFile)); !strings.Contains(string(b), "MACAddress=52:54:00:00:00:01\n") || !strings.Contains(string(b), "Name=eth0\n") {
+		t.Errorf("link file:\n%s", b)
 	}
 	if b, _ := os.ReadFile(filepath.Join(r1, "etc/hostname")); string(b) != "n1\n" {
 		t.Errorf("hostname %q", b)
@@ -92,17 +95,17 @@ func TestApplyIdentity(t *testing.T) {
 	}
 	// Second boot with the same cache device: the same keys.
 	r2 := image()
-	res, err = applyIdentity(log, r2, cfg, ov, dev, size)
+	res, err = applyIdentity(log, r2, cfg, ov, "eth0", dev, size)
 	if err != nil || !res.KeysKept || pub(r2) != pub(r1) {
 		t.Fatalf("second boot: %+v, %v; keys kept %v", res, err, pub(r2) == pub(r1))
 	}
 	// Another host with this disk, and a RAM node: fresh keys.
 	r3 := image()
-	if res, err = applyIdentity(log, r3, nodeapi.BootConfig{Name: "n2", MAC: "52:54:00:00:00:02"}, ov, dev, size); err != nil || res.KeysKept || pub(r3) == pub(r1) {
+	if res, err = applyIdentity(log, r3, nodeapi.BootConfig{Name: "n2", MAC: "52:54:00:00:00:02"}, ov, "eth0", dev, size); err != nil || res.KeysKept || pub(r3) == pub(r1) {
 		t.Fatalf("another host: %+v, %v", res, err)
 	}
 	r4 := image()
-	if res, err = applyIdentity(log, r4, cfg, ov, "", 0); err != nil || res.KeysKept || pub(r4) == pub(r1) {
+	if res, err = applyIdentity(log, r4, cfg, ov, "", "", 0); err != nil || res.KeysKept || pub(r4) == pub(r1) {
 		t.Fatalf("RAM node: %+v, %v", res, err)
 	}
 }
