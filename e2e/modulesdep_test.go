@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -19,18 +18,7 @@ func TestBootModulesWithoutDep(t *testing.T) {
 	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs")
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	cache := lab.TestCacheDir(t)
-	if _, err := lab.Kernel(ctx, cache); err != nil {
-		t.Fatal(err)
-	}
-	src, err := lab.KernelModulesDir(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree := filepath.Join(t.TempDir(), filepath.Base(src))
-	if err := lab.CopyModulesUndepmodded(src, tree); err != nil {
-		t.Fatal(err)
-	}
+	_, tree := lab.UndepmoddedModules(t, ctx)
 	node := rackNode{"nodep-node", "52:54:00:de:90:01", lab.BIOS}
 	r := newVMRack(t, ctx, vmRackOptions{hosts: []rackNode{node}, imageMiB: 1, modules: tree})
 	vm, err := r.l.StartVM(ctx, lab.VMOptions{Name: node.name, MAC: node.mac, Firmware: node.fw, MemoryMB: 768})

@@ -90,3 +90,24 @@ func NewForTestWith(t testing.TB, ctx context.Context, opt Options) *Lab {
 	})
 	return l
 }
+
+// UndepmoddedModules returns the lab kernel's module tree (fetching the
+// kernel when missing), src, and a copy of it in a test folder, tree, as a
+// kernel package unpacked with dpkg -x holds it: without modules.dep and
+// the other files depmod writes (see CopyModulesUndepmodded).
+func UndepmoddedModules(t testing.TB, ctx context.Context) (src, tree string) {
+	t.Helper()
+	cache := TestCacheDir(t)
+	if _, err := Kernel(ctx, cache); err != nil {
+		t.Fatal(err)
+	}
+	src, err := KernelModulesDir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree = filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := CopyModulesUndepmodded(src, tree); err != nil {
+		t.Fatal(err)
+	}
+	return src, tree
+}

@@ -22,18 +22,7 @@ func TestPackModulesRealTreeWithoutDep(t *testing.T) {
 	lab.RequireRoot(t, "apt-get", "dpkg", "depmod")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cache := lab.TestCacheDir(t)
-	if _, err := lab.Kernel(ctx, cache); err != nil {
-		t.Fatal(err)
-	}
-	src, err := lab.KernelModulesDir(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree := filepath.Join(t.TempDir(), filepath.Base(src))
-	if err := lab.CopyModulesUndepmodded(src, tree); err != nil {
-		t.Fatal(err)
-	}
+	src, tree := lab.UndepmoddedModules(t, ctx)
 	var buf bytes.Buffer
 	n, err := PackModules(ctx, &buf, tree)
 	if err != nil {
