@@ -225,35 +225,35 @@ func (s *Server) serveRequest(local net.IP, peer *net.UDPAddr, req *request) {
 	}
 	defer conn.Close()
 	t := &transfer{conn: conn, peer: peer, timeout: s.Timeout, retries: s.Retries, buf: make([]byte, 1500)}
+	// Refusals are reported before the error goes out, so that whoever
+	// reads the metrics after the client saw the error finds it counted.
 	if req.write {
 		log.Info("TFTP write request refused")
-		t.fail(errCodeAccess, "access violation: this server is read-only")
 		s.observe(peer.IP, req.filename, ResultRefused)
+		t.fail(errCodeAccess, "access violation: this server is read-only")
 		return
 	}
 	if req.mode != "octet" {
 		log.Info("TFTP request refused: mode", "mode", clip(req.mode))
-		t.fail(errCodeUndefined, "only octet mode is served")
 		s.observe(peer.IP, req.filename, ResultRefused)
+		t.fail(errCodeUndefined, "only octet mode is served")
 		return
 	}
 	f, err := s.Open(req.filename)
 	if err != nil {
-		r := ResultFailed
+		r, code, msg := ResultFailed, uint16(errCodeUndefined), msgFailed
 		switch {
 		case errors.Is(err, fileroot.ErrBadName):
 			log.Warn("TFTP request refused", "err", err)
-			t.fail(errCodeAccess, msgRefused)
-			r = ResultRefused
+			r, code, msg = ResultRefused, errCodeAccess, msgRefused
 		case errors.Is(err, fs.ErrNotExist):
 			log.Info("TFTP file not found")
-			t.fail(errCodeNotFound, msgNotFound)
-			r = ResultNotFound
+			r, code, msg = ResultNotFound, errCodeNotFound, msgNotFound
 		default:
 			log.Error("TFTP open failed", "err", err)
-			t.fail(errCodeUndefined, msgFailed)
 		}
 		s.observe(peer.IP, req.filename, r)
+		t.fail(code, msg)
 		return
 	}
 	defer f.Close()
