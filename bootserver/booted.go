@@ -4,9 +4,19 @@ import (
 	"net"
 	"net/netip"
 
+	"moobi/images/tracker"
 	"moobi/nodeapi"
 	"moobi/nodes"
 )
+
+// restSeeders is the seeder's Seeders: the peers holding the whole torrent
+// at addresses that booted (tracker.Swarm.BootedSeeders). The appliance
+// pauses its own upload of a version while enough peers hold every piece
+// (appliance.seed_rest_copies); counting every announce with left=0, one
+// request from any host on the boot network would make it stop serving.
+func restSeeders(track *tracker.Tracker) func(ih [20]byte) int {
+	return func(ih [20]byte) int { return track.Swarm(ih).BootedSeeders }
+}
 
 // bootedAt is the tracker's Options.Booted: the host at addr booted from
 // the appliance if the node the registry last saw there reported a state

@@ -1,10 +1,16 @@
 package bootserver
 
 import (
+	"fmt"
 	"net"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 
+	"moobi/images/tracker"
 	"moobi/nodeapi"
 	"moobi/nodes"
 )
@@ -42,5 +48,52 @@ func TestBootedAt(t *testing.T) {
 		onNetworks([]netip.Prefix{netip.MustParsePrefix("10.99.0.0/24")})(netip.MustParseAddr("10.98.0.1")) ||
 		!onNetworks(nil)(netip.MustParseAddr("127.0.0.1")) {
 		t.Error("onNetworks")
+	}
+}
+
+// The seeder pauses its upload by the seeders restSeeders counts: an
+// announce with left=0 from a host that did not boot adds none, so it
+// cannot make the appliance stop serving an image; the same announce from
+// a booted node's address does.
+func TestRestSeedersCountsBootedOnly(t *testing.T) {
+	reg := nodes.New()
+	ih := [20]byte{0xaa, 1, 2, 3}
+	track := tracker.New(tracker.Options{
+		Known:  func(h [20]byte) bool { return h == ih },
+		Booted: bootedAt(reg),
+	})
+	seeders := restSeeders(track)
+	announce := func(addr string, port int) {
+		t.Helper()
+		v := url.Values{
+			"info_hash": {string(ih[:])}, "peer_id": {fmt.Sprintf("-XX0001-%012d", port)},
+			"port": {strconv.Itoa(port)}, "uploaded": {"0"}, "downloaded": {"0"}, "left": {"0"}, "compact": {"1"},
+		}
+		r := httptest.NewRequest("GET", "/announce?"+v.Encode(), nil)
+		r.RemoteAddr = addr + ":40000"
+		w := httptest.NewRecorder()
+		track.ServeHTTP(w, r)
+		if strings.Contains(w.Body.String(), "failure reason") {
+			t.Fatalf("announce from %s: %s", addr, w.Body)
+		}
+	}
+	// A host that never booted announces as a seeder from many ports.
+	for port := 7000; port < 7010; port++ {
+		announce("10.99.0.66", port)
+	}
+	if sw := track.Swarm(ih); sw.Seeders == 0 {
+		t.Fatalf("the tracker stored none of the announces: %+v", sw)
+	}
+	if n := seeders(ih); n != 0 {
+		t.Fatalf("an address that did not boot counts as %d seeders for the appliance's rest", n)
+	}
+	// A node that booted (reported fetching, then running from its address).
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 2}
+	addr := netip.MustParseAddr("10.99.0.21")
+	reg.Addressed(mac, "n2", addr)
+	reg.Report(mac, "n2", nodeapi.Event{State: nodeapi.StateRunning}, addr.String())
+	announce(addr.String(), 6881)
+	if n := seeders(ih); n != 1 {
+		t.Fatalf("a booted node holding the image counts as %d seeders, want 1", n)
 	}
 }

@@ -164,7 +164,8 @@ func (s *Service) Run(ctx context.Context) error {
 		Booted: bootedAt(reg),
 		Log:    s.Log.With("component", "tracker"),
 	})
-	seed.Seeders = func(ih [20]byte) int { return track.Swarm(ih).Seeders }
+	seed.Seeders = restSeeders(track)
+	seed.Booted = bootedAt(reg)
 	reg.Observer = s.Metrics
 	reg.Listed = s.listed
 	// Node states are restored before anything is served.

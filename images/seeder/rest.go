@@ -2,6 +2,7 @@ package seeder
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -96,9 +97,12 @@ type gonePeer struct {
 // announced the piece, and each peer that had announced it on a connection
 // that closed within goneFor. The library drops a connection to a peer
 // that completed (neither side wants anything of the other), so complete
-// peers are known from their announces, then from the tracker. w carries
-// each peer's progress from one look to the next.
-func look(t *torrent.Torrent, seeders int, w *watcher, now time.Time) restView {
+// peers are known from their announces, then from the tracker. With
+// booted set, a connected peer's pieces count only if booted vouches for
+// its address: a host that connects and claims every piece is still
+// served (and may starve) but holds nothing for the rest. w carries each
+// peer's progress from one look to the next.
+func look(t *torrent.Torrent, seeders int, booted func(netip.Addr) bool, w *watcher, now time.Time) restView {
 	n := t.NumPieces()
 	v := restView{holders: make([]int, n), sent: map[*torrent.PeerConn]int64{}}
 	for i := range v.holders {
@@ -113,12 +117,15 @@ func look(t *torrent.Torrent, seeders int, w *watcher, now time.Time) restView {
 	for _, pc := range t.PeerConns() {
 		have := 0
 		pieces := make([]uint64, (n+63)/64)
+		holds := booted == nil || peerBooted(pc, booted)
 		pc.PeerPieces().Iterate(func(i uint32) bool {
 			if int(i) >= n {
 				return false
 			}
-			v.holders[i]++
-			pieces[i/64] |= 1 << (i % 64)
+			if holds {
+				v.holders[i]++
+				pieces[i/64] |= 1 << (i % 64)
+			}
 			have++
 			return true
 		})
@@ -208,7 +215,7 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 				seeders = s.Seeders(e.t.InfoHash())
 			}
 			now := time.Now()
-			v := look(e.t, seeders, &e.watch, now)
+			v := look(e.t, seeders, s.Booted, &e.watch, now)
 			v.spent = e.spend(now, uploaded(e.t), e.t.Length())
 			rest := shouldRest(v, copies)
 			s.suggest(e, v, copies, now)
@@ -238,6 +245,12 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 			}
 		}
 	}
+}
+
+// peerBooted reports whether booted vouches for pc's remote address.
+func peerBooted(pc *torrent.PeerConn, booted func(netip.Addr) bool) bool {
+	ap, err := netip.ParseAddrPort(pc.RemoteAddr.String())
+	return err == nil && booted(ap.Addr().Unmap())
 }
 
 // limitUpload sets lim to UploadBytesPerSec, if that changed.

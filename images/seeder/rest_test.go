@@ -1,12 +1,22 @@
 package seeder
 
 import (
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/time/rate"
+
+	"moobi/images/piecestore"
+	"moobi/images/swarm"
+	"moobi/images/swarm/swarmtest"
 )
 
 func TestShouldRest(t *testing.T) {
@@ -187,5 +197,55 @@ func TestRoom(t *testing.T) {
 				t.Errorf("room(%d, %v) = %d, want %d", tc.sent, tc.measured, got, tc.want)
 			}
 		})
+	}
+}
+
+// A connected peer's pieces count towards the rest only when Booted
+// vouches for its address: a host that connects and claims every piece
+// (here a real complete peer, on loopback) holds nothing for the seeder's
+// rest unless it booted.
+func TestLookCountsBootedPeersOnly(t *testing.T) {
+	const pieceLen = 256 << 10
+	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 16*pieceLen, pieceLen)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The peer that claims every piece sends slowly: the torrent looked
+	// at stays incomplete and connected to it.
+	pcfg := swarm.Config(0, discard)
+	pcfg.UploadRateLimiter = rate.NewLimiter(16<<10, 256<<10)
+	peer := swarmtest.Client(t, pcfg)
+	swarmtest.Add(t, peer, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
+	cl := swarmtest.Client(t, swarm.Config(0, discard))
+	tor := swarmtest.Add(t, cl, ib, ih, &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")})
+	tor.DownloadAll()
+	tor.AddPeers([]torrent.PeerInfo{{Addr: peer.ListenAddrs()[0].(*net.TCPAddr), Trusted: true}})
+	n := tor.NumPieces()
+	var asked []netip.Addr
+	for _, tc := range []struct {
+		booted bool
+		want   int
+	}{{false, 0}, {true, 1}} {
+		booted := func(a netip.Addr) bool { asked = append(asked, a); return tc.booted }
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var w watcher
+			v := look(tor, 0, booted, &w, time.Now())
+			full := len(v.peers) == 1 && v.peers[0].PeerPieces().GetCardinality() == uint64(n)
+			if full {
+				for i, h := range v.holders {
+					if h != tc.want {
+						t.Errorf("booted %v: piece %d held by %d, want %d", tc.booted, i, h, tc.want)
+						break
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30 s: %d peers connected, none announced every piece", len(v.peers))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if len(asked) == 0 || !asked[0].IsLoopback() {
+		t.Errorf("Booted was asked about %v, want the peer's loopback address", asked)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -52,6 +53,10 @@ type Seeder struct {
 	// Seeders returns how many peers hold the whole torrent ih, as the
 	// tracker knows from their announces (nil: none known).
 	Seeders func(ih [20]byte) int
+	// Booted reports whether the host at addr booted from the appliance
+	// (nil: every peer counts). Only connected peers at such addresses
+	// count as holding the pieces they announce towards RestCopies.
+	Booted func(addr netip.Addr) bool
 	// Rescan is how often the catalog is listed even without a change
 	// notification (default 30 s).
 	Rescan time.Duration
@@ -113,7 +118,7 @@ func (s *Seeder) Run(ctx context.Context) error {
 			s.asked.add(pc, int(m.Index))
 		}
 	}
-	cl, err := torrent.NewClient(cfg)
+	cl, err := swarm.NewClient(cfg, swarm.HandshakeLimits())
 	if err != nil {
 		return fmt.Errorf("seeder: start BitTorrent client on port %d: %w", port, err)
 	}
