@@ -14,6 +14,7 @@ import (
 
 	"moobi/images/piecestore"
 	"moobi/images/swarm"
+	"moobi/images/swarm/admit"
 	"moobi/images/swarm/swarmtest"
 )
 
@@ -49,8 +50,7 @@ func isTimeout(err error) bool {
 
 // TestHandshakesPerIP: a client closes an incoming connection as soon as
 // it accepts it when MaxIncomingHandshakesPerIP connections from the same
-// address are still handshaking (MaxIncomingHandshakesPerIP, added to the
-// BitTorrent library in third_party/anacrolix-torrent), keeps those open,
+// address are still handshaking (NewClient's admit.Listener), keeps those open,
 // and takes that address's connections again once they are gone: a node
 // then downloads the whole image from it.
 func TestHandshakesPerIP(t *testing.T) {
@@ -90,15 +90,15 @@ func TestHandshakesPerIP(t *testing.T) {
 // TestHandshakesInAll: with MaxIncomingHandshakes connections
 // handshaking, a client accepting another closes the one handshaking
 // longest to make room, and handshakes the new one at once: silent
-// connections never keep others waiting.
+// connections never keep others waiting. A connection that completed its
+// handshake no longer counts.
 func TestHandshakesInAll(t *testing.T) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	const pieceLen = 64 << 10
 	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
 	cfg := swarm.Config(0, discard)
 	cfg.HandshakesTimeout = time.Minute
-	cfg.MaxIncomingHandshakes = 2
-	seed := swarmtest.Client(t, cfg)
+	seed := swarmtest.ClientLimits(t, cfg, admit.Limits{InAll: 2, PerIP: swarm.MaxIncomingHandshakesPerIP})
 	swarmtest.Add(t, seed, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
 	addr := seed.ListenAddrs()[0].String()
 
@@ -128,5 +128,24 @@ func TestHandshakesInAll(t *testing.T) {
 	}
 	if err := readErr(held[1], 50*time.Millisecond); !isTimeout(err) {
 		t.Errorf("second silent connection: read error %v, want it still open", err)
+	}
+
+	// The client's first message (its bitfield) follows the handshake's
+	// end: the connection no longer counts, so one more silent connection
+	// (two handshaking again) closes nothing.
+	var msgLen [4]byte
+	if _, err := io.ReadFull(c, msgLen[:]); err != nil {
+		t.Fatalf("the client's first message after the handshake: %v", err)
+	}
+	late := silent(t, addr, 1)[0]
+	if err := readErr(late, 200*time.Millisecond); !isTimeout(err) {
+		t.Fatalf("silent connection after the handshake: read error %v, want it open", err)
+	}
+	if err := readErr(held[1], 50*time.Millisecond); !isTimeout(err) {
+		t.Errorf("second silent connection beside the handshaken one: read error %v, want it open (the handshaken one no longer counts)", err)
+	}
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+		t.Errorf("handshaken connection: read error %v, want it open", err)
 	}
 }

@@ -107,7 +107,8 @@ func NodeConfig(port int, log *slog.Logger) *torrent.ClientConfig {
 // Config is a client configuration for a private LAN swarm: no DHT, no PEX,
 // no uTP, no UPnP; TCP only, without RC4 header obfuscation (it costs CPU
 // and hides nothing on a boot VLAN); every torrent seeds once complete.
-// Peers come from the appliance's tracker only.
+// Peers come from the appliance's tracker only. Start the client with
+// NewClient, which listens for peers itself to bound their handshakes.
 func Config(port int, log *slog.Logger) *torrent.ClientConfig {
 	cfg := torrent.NewDefaultClientConfig()
 	cfg.ListenPort = port
@@ -120,12 +121,10 @@ func Config(port int, log *slog.Logger) *torrent.ClientConfig {
 	// The library's own defence, refusing a whole /24 for 15 minutes after
 	// one failed handshake, would lock a rack out of its boot network.
 	cfg.DisableAcceptRateLimiting = true
-	// Instead the handshakes in progress are bounded: a host spraying
+	// Instead NewClient bounds the handshakes in progress: a host spraying
 	// garbage at the port held 10,000 of them open in the appliance, each
 	// with its goroutine, buffers and encryption-handshake arithmetic, and
 	// the appliance grew to 380 MiB on this 2-core machine.
-	cfg.MaxIncomingHandshakes = MaxIncomingHandshakes
-	cfg.MaxIncomingHandshakesPerIP = MaxIncomingHandshakesPerIP
 	// One connection per pair of peers. The library otherwise keeps a
 	// second one when both sides dial each other (the seeder dials the
 	// nodes the tracker lists, and they dial it), and the duplicate counts

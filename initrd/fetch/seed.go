@@ -75,7 +75,7 @@ func Seed(ctx context.Context, specPath string, log *slog.Logger, ready func()) 
 			spec.WatchSystemd = false
 		}
 	}
-	cl, err := torrent.NewClient(swarm.NodeConfig(spec.Port, log.With("component", "torrent")))
+	cl, err := swarm.NewClient(swarm.NodeConfig(spec.Port, log.With("component", "torrent")), swarm.HandshakeLimits())
 	if err != nil {
 		return fmt.Errorf("seeder: BitTorrent client on port %d: %w", spec.Port, err)
 	}

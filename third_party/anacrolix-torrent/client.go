@@ -3,7 +3,6 @@ package torrent
 import (
 	"bufio"
 	"cmp"
-	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -104,12 +103,6 @@ type Client struct {
 
 	acceptLimiter map[ipStr]int
 	numHalfOpen   int
-
-	// moobi: incoming handshakes in progress, oldest first
-	// (MaxIncomingHandshakes, MaxIncomingHandshakesPerIP).
-	handshakesMu   sync.Mutex
-	handshakes     list.List // of *incomingHandshake
-	handshakesByIP map[string]int
 
 	websocketTrackers                websocketTrackers
 	regularTrackerAnnounceDispatcher regularTrackerAnnounceDispatcher
@@ -305,7 +298,6 @@ func (cl *Client) init(cfg *ClientConfig) {
 	g.MakeMap(&cl.numWebSeedRequests)
 
 	go cl.acceptLimitClearer()
-	cl.handshakesByIP = make(map[string]int)
 	//cl.logger.Levelf(log.Critical, "test after init")
 
 	storageImpl := cfg.DefaultStorage
@@ -652,11 +644,6 @@ func (cl *Client) acceptConnections(l Listener) {
 			log.Fmsg("error accepting connection: %s", err).LogLevel(log.Debug, cl.logger)
 			continue
 		}
-		// moobi: bound the handshakes in progress, from one address and in all.
-		var release func()
-		if reject == nil {
-			release, reject = cl.startHandshake(conn)
-		}
 		go func() {
 			if reject != nil {
 				torrent.Add("rejected accepted connections", 1)
@@ -665,7 +652,7 @@ func (cl *Client) acceptConnections(l Listener) {
 				})
 				conn.Close()
 			} else {
-				go cl.incomingConnection(conn, release)
+				go cl.incomingConnection(conn)
 			}
 			cl.logger.LazyLog(log.Debug, func() log.Msg {
 				return log.Fmsg("accepted %q connection at %q from %q",
@@ -686,59 +673,7 @@ func regularNetConnPeerConnConnString(nc net.Conn) string {
 	return fmt.Sprintf("%s-%s", nc.LocalAddr(), nc.RemoteAddr())
 }
 
-// moobi: incomingHandshake is an accepted connection handshaking.
-type incomingHandshake struct {
-	conn net.Conn
-	ip   string
-	elem *list.Element // nil once it ended
-}
-
-// moobi: startHandshake admits an accepted connection to its handshake: it fails if
-// MaxIncomingHandshakesPerIP handshakes from that IP are in progress; if
-// MaxIncomingHandshakes are in progress in all, it closes the one in progress longest to
-// make room, so that connections that stay silent never keep others out. release ends
-// the handshake.
-func (cl *Client) startHandshake(conn net.Conn) (release func(), err error) {
-	ip := ""
-	if rip := addrIpOrNil(conn.RemoteAddr()); rip != nil {
-		ip = rip.String()
-	}
-	cl.handshakesMu.Lock()
-	defer cl.handshakesMu.Unlock()
-	if n := cl.config.MaxIncomingHandshakesPerIP; n > 0 && ip != "" && cl.handshakesByIP[ip] >= n {
-		torrent.Add("incoming handshakes over the limit per IP", 1)
-		return nil, fmt.Errorf("%d handshakes from %s in progress already", n, ip)
-	}
-	if n := cl.config.MaxIncomingHandshakes; n > 0 && cl.handshakes.Len() >= n {
-		oldest := cl.handshakes.Front().Value.(*incomingHandshake)
-		cl.endHandshakeLocked(oldest)
-		oldest.conn.Close()
-		torrent.Add("incoming handshakes closed to make room", 1)
-	}
-	h := &incomingHandshake{conn: conn, ip: ip}
-	h.elem = cl.handshakes.PushBack(h)
-	cl.handshakesByIP[ip]++
-	return func() {
-		cl.handshakesMu.Lock()
-		cl.endHandshakeLocked(h)
-		cl.handshakesMu.Unlock()
-	}, nil
-}
-
-// moobi: endHandshakeLocked removes h from the handshakes in progress, once.
-func (cl *Client) endHandshakeLocked(h *incomingHandshake) {
-	if h.elem == nil {
-		return
-	}
-	cl.handshakes.Remove(h.elem)
-	h.elem = nil
-	if cl.handshakesByIP[h.ip]--; cl.handshakesByIP[h.ip] <= 0 {
-		delete(cl.handshakesByIP, h.ip)
-	}
-}
-
-func (cl *Client) incomingConnection(nc net.Conn, release func()) {
-	defer release()
+func (cl *Client) incomingConnection(nc net.Conn) {
 	defer nc.Close()
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetLinger(0)
@@ -754,7 +689,7 @@ func (cl *Client) incomingConnection(nc net.Conn, release func()) {
 			connString:      regularNetConnPeerConnConnString(nc),
 		})
 	c.Discovery = PeerSourceIncoming
-	cl.runReceivedConn(c, release)
+	cl.runReceivedConn(c)
 
 	cl.lock()
 	c.close()
@@ -1189,15 +1124,12 @@ func (cl *Client) connBtHandshake(ctx context.Context, c *PeerConn, ih *metainfo
 	return
 }
 
-func (cl *Client) runReceivedConn(c *PeerConn, release func()) {
+func (cl *Client) runReceivedConn(c *PeerConn) {
 	err := c.conn.SetDeadline(time.Now().Add(cl.config.HandshakesTimeout))
 	if err != nil {
-		// moobi: closed to make room for another handshake (startHandshake).
-		release()
-		return
+		panic(err)
 	}
 	t, err := cl.receiveHandshakes(c)
-	release() // moobi
 	if err != nil {
 		cl.logger.LazyLog(log.Debug, func() log.Msg {
 			return log.Fmsg(

@@ -176,12 +176,6 @@ type ClientConfig struct {
 	// Accept rate limiting affects excessive connection attempts from IPs that fail during
 	// handshakes or request torrents that we don't have.
 	DisableAcceptRateLimiting bool
-	// moobi: at most this many incoming connections handshake at once; past it, the one
-	// handshaking longest is closed to make room (0: no limit).
-	MaxIncomingHandshakes int
-	// moobi: at most this many incoming connections from one IP address handshake at once;
-	// more are closed as they are accepted (0: no limit).
-	MaxIncomingHandshakesPerIP int
 	// Don't add connections that have the same peer ID as an existing
 	// connection for a given Torrent.
 	DropDuplicatePeerIds bool

@@ -17,6 +17,9 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
+
+	"moobi/images/swarm"
+	"moobi/images/swarm/admit"
 )
 
 // Image writes size random bytes to dir/rootfs and returns the file's path,
@@ -41,13 +44,20 @@ func Image(t testing.TB, dir string, size int, pieceLen int64) (path string, dat
 	return path, data, ib, metainfo.HashBytes(ib)
 }
 
-// Client starts a client with cfg, listening on 127.0.0.1 only, and closes
-// it when the test ends.
+// Client starts a client with cfg as swarm.NewClient does, with Moobi's
+// handshake limits, listening on 127.0.0.1 only, and closes it when the
+// test ends.
 func Client(t testing.TB, cfg *torrent.ClientConfig) *torrent.Client {
+	t.Helper()
+	return ClientLimits(t, cfg, swarm.HandshakeLimits())
+}
+
+// ClientLimits is Client with the handshake limits lim.
+func ClientLimits(t testing.TB, cfg *torrent.ClientConfig, lim admit.Limits) *torrent.Client {
 	t.Helper()
 	cfg.ListenHost = func(string) string { return "127.0.0.1" }
 	cfg.DisableIPv6 = true
-	c, err := torrent.NewClient(cfg)
+	c, err := swarm.NewClient(cfg, lim)
 	if err != nil {
 		t.Fatal(err)
 	}
