@@ -206,7 +206,10 @@ func (s *Service) Run(ctx context.Context) error {
 		},
 		Dashboard: s.Dashboard,
 	}
-	web.Power, web.Admin = s.powerRunner(), guard.Wrap
+	pw := s.powerRunner()
+	web.Power, web.Admin = pw, guard.Wrap
+	ro := s.rollouts(app, reg, cat, pw)
+	web.Rollouts = ro
 	adminLn, err := adminViews(app, web, guard)
 	if err != nil {
 		closeAll(append(dhcpConns, tftpConn))
@@ -241,6 +244,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.Store.Watch(ctx, s.HUP) })
 	g.Go(func() error { return seed.Run(ctx) })
 	g.Go(func() error { return track.Run(ctx) })
+	g.Go(func() error { return ro.Run(ctx) })
 	g.Go(func() error {
 		return reg.Persist(ctx, statePath, 2*time.Second, s.Log.With("component", "nodes"))
 	})

@@ -119,6 +119,9 @@ scrape_configs:
 		{`moobi_nodes_state_age_max_seconds{state="running"}`, 0},
 		{`sum(moobi_boot_phase_seconds_count)`, 3},
 		{`moobi_boot_seconds_count`, 1},
+		{`moobi_rollout_hosts{state="running"}`, 0},
+		{`moobi_rollouts{state="running"}`, 0},
+		{`moobi_rollout_batches_done_total`, 0},
 		{`ALERTS{alertname="MoobiNodeFailed",alertstate="firing"}`, 1},
 	}
 	for _, w := range want {

@@ -62,6 +62,10 @@ type Server struct {
 	// it wraps handlers that need the admin token (adminauth.Guard.Wrap).
 	Power PowerRunner
 	Admin func(http.Handler) http.Handler
+	// Rollouts, if set, serves /v1/rollouts (writes behind Admin, which
+	// must then be set; reads as the read-only views) and gives the
+	// version pins boot scripts follow.
+	Rollouts Rollouts
 	// ReadAuth, if set, wraps the read-only views (see readOnlyRoutes):
 	// adminauth.Guard.Wrap with appliance.read_auth token.
 	ReadAuth func(http.Handler) http.Handler
@@ -100,6 +104,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Power != nil {
 		s.powerRoutes(mux)
+	}
+	if s.Rollouts != nil {
+		s.rolloutRoutes(mux)
 	}
 	if s.Tracker != nil {
 		mux.Handle("GET /announce", s.Tracker)
@@ -181,7 +188,8 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 	// Rendered into a buffer first: a client never gets half a script.
 	var m *catalog.Manifest
 	if !p.Direct() {
-		if m, err = s.manifestFor(p, ""); err != nil {
+		pinned := s.pinnedVersion(h, p)
+		if m, err = s.manifestFor(p, pinned); err != nil {
 			s.Log.Error("no boot script: the host's image has no current version", "mac", h.MAC.String(), "image", p.Image, "err", err)
 			http.Error(w, "not found", http.StatusNotFound)
 			return

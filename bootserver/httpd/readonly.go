@@ -23,6 +23,9 @@ func (s *Server) readOnlyRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/nodes/{mac}", wrap(http.HandlerFunc(s.getNode)))
 	mux.Handle("GET /v1/swarm", wrap(http.HandlerFunc(s.listSwarms)))
 	mux.Handle("GET /v1/stream", wrap(http.HandlerFunc(s.stream)))
+	if s.Rollouts != nil {
+		s.rolloutReadRoutes(mux, wrap)
+	}
 	if s.Dashboard != nil {
 		mux.Handle("GET /{$}", wrap(s.Dashboard))
 		mux.Handle("GET /ui/", wrap(s.Dashboard))

@@ -1,0 +1,410 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"moobi/power"
+)
+
+// Power power-cycles hosts into a network boot (fleet.Runner with the pxe
+// action) and returns each host's error (nil: done).
+type Power interface {
+	PXE(ctx context.Context, hosts []string) map[string]error
+}
+
+// Nodes reports what the appliance last heard of each host's node, by
+// host name.
+type Nodes interface {
+	Observe() map[string]Observation
+}
+
+// Catalog is the image catalog as rollouts use it.
+type Catalog interface {
+	// Versions returns an image's current version and every kept one.
+	Versions(image string) (current string, versions []string, err error)
+	SetCurrent(image, version string) error
+}
+
+// Inventory returns the inventory's hosts and the image each boots
+// ("" for a direct netboot).
+type Inventory func() (hosts []power.Host, imageOf map[string]string)
+
+// DefaultInterval is how often the runner looks at the nodes.
+const DefaultInterval = 2 * time.Second
+
+// Runner runs the rollouts of one appliance: it keeps their state in the
+// state file, steps the active ones, and serves the pins the boot config
+// consults.
+type Runner struct {
+	Path      string // the state file (data_dir/state/rollouts.json)
+	Power     Power
+	Nodes     Nodes
+	Catalog   Catalog
+	Inventory Inventory
+	Now       func() time.Time // time.Now if nil
+	Interval  time.Duration    // DefaultInterval if 0
+	// BatchDone, if set, is told of every batch finished.
+	BatchDone func()
+	Log       *slog.Logger
+
+	mu    sync.Mutex
+	file  File
+	wakeC chan struct{}
+	once  sync.Once
+}
+
+func (m *Runner) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *Runner) wake() chan struct{} {
+	m.once.Do(func() { m.wakeC = make(chan struct{}, 1) })
+	return m.wakeC
+}
+
+// Load reads the state file, before anything is served; rollouts that
+// were running resume (see Restarted).
+func (m *Runner) Load() error {
+	f, err := Load(m.Path)
+	if err != nil {
+		// Kept for the operator, not overwritten by the next save.
+		aside := fmt.Sprintf("%s.bad-%d", m.Path, m.now().Unix())
+		if rerr := os.Rename(m.Path, aside); rerr != nil {
+			return fmt.Errorf("%w; moving it aside: %v", err, rerr)
+		}
+		m.mu.Lock()
+		m.file = File{Rollouts: map[string]Rollout{}, Pins: map[string]Pin{}}
+		m.mu.Unlock()
+		return fmt.Errorf("%w; moved to %s, starting without rollouts or pins", err, aside)
+	}
+	now := m.now()
+	for id, r := range f.Rollouts {
+		f.Rollouts[id] = Restarted(r, now)
+	}
+	m.mu.Lock()
+	m.file = f
+	m.mu.Unlock()
+	return nil
+}
+
+// Run steps the active rollouts every Interval, and at once after a
+// change, until ctx ends.
+func (m *Runner) Run(ctx context.Context) error {
+	iv := m.Interval
+	if iv <= 0 {
+		iv = DefaultInterval
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		m.Tick(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-m.wake():
+		}
+	}
+}
+
+func (m *Runner) poke() {
+	select {
+	case m.wake() <- struct{}{}:
+	default:
+	}
+}
+
+// save writes the state file; the caller holds mu.
+func (m *Runner) save() error {
+	if m.file.Rollouts == nil {
+		m.file.Rollouts = map[string]Rollout{}
+	}
+	if m.file.Pins == nil {
+		m.file.Pins = map[string]Pin{}
+	}
+	return Save(m.Path, &m.file)
+}
+
+// Tick steps every active rollout once: records what the nodes report,
+// power-cycles the hosts a batch needs (each pinned to the target version
+// first, the pin saved before the BMC is asked) and records the results.
+func (m *Runner) Tick(ctx context.Context) {
+	obs := m.Nodes.Observe()
+	m.mu.Lock()
+	var ids []string
+	for id, r := range m.file.Rollouts {
+		if r.State.Active() {
+			ids = append(ids, id)
+		}
+	}
+	m.mu.Unlock()
+	sort.Strings(ids)
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		m.step(ctx, id, obs)
+	}
+}
+
+func (m *Runner) step(ctx context.Context, id string, obs map[string]Observation) {
+	log := m.Log.With("rollout", id)
+	m.mu.Lock()
+	r := m.file.Rollouts[id]
+	now := m.now()
+	next, act := Step(r, obs, now)
+	if reflect.DeepEqual(r, next) && len(act.Power) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	for _, h := range act.Power {
+		m.file.Pins[h] = Pin{Image: next.Image, Version: next.Version, Rollout: id, Set: now}
+	}
+	m.file.Rollouts[id] = next
+	err := m.save()
+	m.mu.Unlock()
+	m.logChange(log, r, next)
+	if done := next.Batch - r.Batch; done > 0 && m.BatchDone != nil {
+		for range done {
+			m.BatchDone()
+		}
+	}
+	if err != nil {
+		// Hosts stay powering: the next step asks again once the pins
+		// are on disk.
+		log.Error("rollout state not saved: no power action this time", "err", err)
+		return
+	}
+	if len(act.Power) > 0 {
+		log.Info("rollout powering hosts into a network boot", "image", next.Image, "version", next.Version, "hosts", act.Power)
+		res := m.Power.PXE(ctx, act.Power)
+		m.mu.Lock()
+		cur := PowerDone(m.file.Rollouts[id], res, m.now())
+		m.file.Rollouts[id] = cur
+		if err := m.save(); err != nil {
+			log.Error("rollout state not saved", "err", err)
+		}
+		m.mu.Unlock()
+		for h, err := range res {
+			if err != nil {
+				log.Warn("rollout power action failed", "host", h, "err", err)
+			}
+		}
+	}
+	if act.MakeCurrent {
+		m.makeCurrent(log, next)
+	}
+}
+
+func (m *Runner) logChange(log *slog.Logger, was, now Rollout) {
+	if was.State != now.State {
+		log.Info("rollout state changed", "image", now.Image, "version", now.Version, "state", string(now.State), "reason", now.Reason)
+	}
+	if was.Batch != now.Batch && now.Batch <= len(now.Batches) {
+		log.Info("rollout batch done", "batch", was.Batch, "of", len(now.Batches))
+	}
+}
+
+// makeCurrent makes a succeeded rollout's version current and drops the
+// pins to it, which now say what current says.
+func (m *Runner) makeCurrent(log *slog.Logger, r Rollout) {
+	err := m.Catalog.SetCurrent(r.Image, r.Version)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.file.Rollouts[r.ID].Clone()
+	if err != nil {
+		cur.Reason = fmt.Sprintf("succeeded, but making %s current failed: %v", r.Version, err)
+		log.Error("rollout: making the version current failed", "image", r.Image, "version", r.Version, "err", err)
+	} else {
+		for h, p := range m.file.Pins {
+			if p.Image == r.Image && p.Version == r.Version {
+				delete(m.file.Pins, h)
+			}
+		}
+		cur.Reason = r.Version + " made current"
+		log.Info("rollout: version made current", "image", r.Image, "version", r.Version)
+	}
+	m.file.Rollouts[r.ID] = cur
+	if err := m.save(); err != nil {
+		log.Error("rollout state not saved", "err", err)
+	}
+}
+
+// Pin returns the pin of a host, if it has one.
+func (m *Runner) Pin(host string) (Pin, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.file.Pins[host]
+	return p, ok
+}
+
+// Pins returns a copy of every pin.
+func (m *Runner) Pins() map[string]Pin {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]Pin, len(m.file.Pins))
+	for h, p := range m.file.Pins {
+		out[h] = p
+	}
+	return out
+}
+
+// List returns every rollout, newest first.
+func (m *Runner) List() []Rollout {
+	m.mu.Lock()
+	out := make([]Rollout, 0, len(m.file.Rollouts))
+	for _, r := range m.file.Rollouts {
+		out = append(out, r.Clone())
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out
+}
+
+// ErrNotFound marks an unknown rollout ID.
+var ErrNotFound = errors.New("no such rollout")
+
+// Get returns one rollout.
+func (m *Runner) Get(id string) (Rollout, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.file.Rollouts[id]
+	if !ok {
+		return Rollout{}, fmt.Errorf("rollout %q: %w", id, ErrNotFound)
+	}
+	return r.Clone(), nil
+}
+
+// Start plans a rollout and, unless it is a dry run, stores it running
+// (with the pins that hold the image's hosts on what they run) and wakes
+// the runner. Errors are *RequestError, *ConflictError or the state
+// file's.
+func (m *Runner) Start(req Request) (Rollout, error) {
+	hosts, imageOf := m.Inventory()
+	current, versions, err := m.Catalog.Versions(req.Image)
+	if err != nil && req.Image != "" {
+		return Rollout{}, &RequestError{fmt.Sprintf("rollout: image %q: %v", req.Image, err)}
+	}
+	obs := m.Nodes.Observe()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	env := Env{Hosts: hosts, ImageOf: imageOf, Current: current, Versions: versions, Observed: obs, Pins: m.file.Pins}
+	for _, r := range m.file.Rollouts {
+		env.Rollouts = append(env.Rollouts, r)
+	}
+	now := m.now()
+	id := NewID(req.Image, now, func(id string) bool { _, ok := m.file.Rollouts[id]; return ok })
+	r, holds, err := Plan(req, env, id, now)
+	if err != nil || req.DryRun {
+		return r, err
+	}
+	r.State, r.Started, r.Updated = Running, now, now
+	old := m.file
+	m.file.Rollouts = make(map[string]Rollout, len(old.Rollouts)+1)
+	for k, v := range old.Rollouts {
+		m.file.Rollouts[k] = v
+	}
+	m.file.Rollouts[id] = r
+	m.file.Pins = make(map[string]Pin, len(old.Pins)+len(holds))
+	for k, v := range old.Pins {
+		m.file.Pins[k] = v
+	}
+	for k, v := range holds {
+		m.file.Pins[k] = v
+	}
+	if err := m.save(); err != nil {
+		m.file = old
+		return Rollout{}, err
+	}
+	m.Log.Info("rollout started", "rollout", id, "image", r.Image, "version", r.Version, "hosts", len(r.Hosts()), "batches", len(r.Batches), "held", len(holds))
+	m.poke()
+	return r.Clone(), nil
+}
+
+// NewID names a rollout after its image and start time (UTC, to the
+// second), with a suffix if taken says the name is taken.
+func NewID(image string, now time.Time, taken func(string) bool) string {
+	base := image + "-" + now.UTC().Format("20060102-150405")
+	id := base
+	for i := 2; taken(id); i++ {
+		id = fmt.Sprintf("%s-%d", base, i)
+	}
+	return id
+}
+
+// Control applies a pause, resume or abort (Pause, Resume, Abort) to
+// rollout id and saves it. Errors wrap ErrNotFound or ErrState, or are
+// the state file's.
+func (m *Runner) Control(id string, f func(Rollout, time.Time) (Rollout, error)) (Rollout, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.file.Rollouts[id]
+	if !ok {
+		return Rollout{}, fmt.Errorf("rollout %q: %w", id, ErrNotFound)
+	}
+	next, err := f(r, m.now())
+	if err != nil {
+		return r.Clone(), err
+	}
+	m.file.Rollouts[id] = next
+	if err := m.save(); err != nil {
+		m.file.Rollouts[id] = r
+		return r.Clone(), err
+	}
+	m.Log.Info("rollout state changed", "rollout", id, "state", string(next.State))
+	m.poke()
+	return next.Clone(), nil
+}
+
+// HostCounts returns how many hosts of running and paused rollouts are in
+// each host state (for moobi_rollout_hosts).
+func (m *Runner) HostCounts() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int{}
+	for _, s := range HostStates {
+		out[string(s)] = 0
+	}
+	for _, r := range m.file.Rollouts {
+		if !r.State.Active() {
+			continue
+		}
+		for _, b := range r.Batches {
+			for _, h := range b.Hosts {
+				out[string(h.State)]++
+			}
+		}
+	}
+	return out
+}
+
+// StateCounts returns how many rollouts are stored in each state (for
+// moobi_rollouts).
+func (m *Runner) StateCounts() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int{}
+	for _, s := range []State{Running, Paused, Succeeded, Failed, Aborted} {
+		out[string(s)] = 0
+	}
+	for _, r := range m.file.Rollouts {
+		out[string(r.State)]++
+	}
+	return out
+}
