@@ -74,8 +74,8 @@ func node(args []string, stdout, stderr io.Writer) int {
 	}
 	defer s.Close()
 	st := s.Stats
-	fmt.Fprintf(stdout, "verified %s %s: %s\nsize %d reused %d from_peers %d from_appliance %d from_webseed %d seconds %.2f\n",
-		s.Config.Image, s.Config.Version, s.Path, st.Size, st.Reused, st.FromPeers, st.FromApp, st.FromSeed, st.Duration.Seconds())
+	fmt.Fprintf(stdout, "verified %s %s: %s\nsize %d reused %d from_peers %d from_appliance %d from_webseed %d seconds %.2f first_byte %.3f\n",
+		s.Config.Image, s.Config.Version, s.Path, st.Size, st.Reused, st.FromPeers, st.FromApp, st.FromSeed, st.Duration.Seconds(), st.FirstByte.Seconds())
 	if *seedFor > 0 {
 		select {
 		case <-time.After(*seedFor):

@@ -39,6 +39,7 @@ type nodeRun struct {
 	fromPeers int64
 	fromApp   int64
 	fromSeed  int64
+	firstByte float64 // seconds from its boot config to its first image byte
 }
 
 // rackRun is n nodes fetching at once, by BitTorrent or HTTP.
@@ -51,8 +52,11 @@ type rackRun struct {
 	fromPeers   int64
 	cpuBusy     float64 // of the machine, 0..1
 	nodeCPU     float64 // mean CPU seconds (user+system) of one node's client
-	bound       float64
-	err         error
+	// fbP50, fbMax: the median and largest node's time from its boot
+	// config to its first image byte (moobi only).
+	fbP50, fbMax float64
+	bound        float64
+	err          error
 }
 
 // fetchRack starts one client per node (the first n) at once and waits
@@ -106,9 +110,13 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 			for sc.Scan() {
 				line := sc.Text()
 				var sz, reused, peers, seed int64
-				var secs float64
+				var secs, fb float64
 				var app int64
-				_, err := fmt.Sscanf(line, "size %d reused %d from_peers %d from_appliance %d from_webseed %d seconds %f", &sz, &reused, &peers, &app, &seed, &secs)
+				_, err := fmt.Sscanf(line, "size %d reused %d from_peers %d from_appliance %d from_webseed %d seconds %f first_byte %f", &sz, &reused, &peers, &app, &seed, &secs, &fb)
+				if err != nil {
+					// A moobi from before first_byte.
+					_, err = fmt.Sscanf(line, "size %d reused %d from_peers %d from_appliance %d from_webseed %d seconds %f", &sz, &reused, &peers, &app, &seed, &secs)
+				}
 				if err != nil {
 					// A moobi from before from_appliance.
 					_, err = fmt.Sscanf(line, "size %d reused %d from_peers %d from_webseed %d seconds %f", &sz, &reused, &peers, &seed, &secs)
@@ -117,7 +125,7 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 					if method == "http" {
 						fmt.Sscanf(line, "verified-bytes %d", &sz)
 					}
-					nodes[i] = nodeRun{seconds: time.Since(start).Seconds(), fromPeers: peers, fromApp: app, fromSeed: seed}
+					nodes[i] = nodeRun{seconds: time.Since(start).Seconds(), fromPeers: peers, fromApp: app, fromSeed: seed, firstByte: fb}
 					if sz != size {
 						errs[i] = fmt.Errorf("%s verified %d bytes, the image has %d", ns, sz, size)
 					}
@@ -150,18 +158,21 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 		// `ip netns exec` execs the client in place: this is its usage.
 		run.nodeCPU += exitedCPU(cmd.ProcessState) / float64(n)
 	}
-	var secs []float64
+	var secs, fbs []float64
 	for i, nd := range nodes {
 		secs = append(secs, nd.seconds)
+		fbs = append(fbs, nd.firstByte)
 		run.fromPeers += nd.fromPeers
 		if method != "http" {
 			// Where each node's bytes came from, to tell a slow node's cause.
-			fmt.Printf("bench: rack: %s of %d: verified at %.1f s, from peers %.2f, from the appliance %.2f, from the web seed %.2f (× S)\n",
-				r.nss[i], n, nd.seconds, float64(nd.fromPeers)/float64(size), float64(nd.fromApp)/float64(size), float64(nd.fromSeed)/float64(size))
+			fmt.Printf("bench: rack: %s of %d: verified at %.1f s, first byte %.3f s after its boot config, from peers %.2f, from the appliance %.2f, from the web seed %.2f (× S)\n",
+				r.nss[i], n, nd.seconds, nd.firstByte, float64(nd.fromPeers)/float64(size), float64(nd.fromApp)/float64(size), float64(nd.fromSeed)/float64(size))
 		}
 	}
 	slices.Sort(secs)
 	run.p50, run.p99 = percentile(secs, 50), percentile(secs, 99)
+	slices.Sort(fbs)
+	run.fbP50, run.fbMax = percentile(fbs, 50), fbs[len(fbs)-1]
 	return run, nil
 }
 
@@ -218,7 +229,7 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 	p("N nodes (network namespaces, each running `moobi node fetch`, the node client of the initramfs) fetch one %s squashfs image at once; ", size2(size))
 	p("each node's link is shaped to %s both ways, the appliance's upload to the rate of the profile. Time is from the common start until the node's image verified (its last piece hashed and the whole file's sha256 checked); ", rf.nodeRate)
 	p("**HTTP** is the same nodes downloading the same file from the appliance's HTTP server and checking its sha256 as it streams (what HTTP-only provisioning does). ")
-	p("The bound is max(S/B_node, S/B_appliance, N·S/(B_appliance + N·B_node)). Appliance sent is what its port on the switch sent (all protocols, with TCP/IP headers); node to node is N less that, what the nodes must have sent each other (a little more, as the headers count in the appliance's figure). CPU is the whole machine's busy share during the run (every node and the appliance share this machine's cores; real nodes each have their own); node CPU is the mean CPU time one node's client used, until it was stopped after the last node verified; the CPU floor is N × node CPU ÷ this machine's cores, the least time the N clients could take here however good the network.\n\n")
+	p("The bound is max(S/B_node, S/B_appliance, N·S/(B_appliance + N·B_node)). Appliance sent is what its port on the switch sent (all protocols, with TCP/IP headers); node to node is N less that, what the nodes must have sent each other (a little more, as the headers count in the appliance's figure). CPU is the whole machine's busy share during the run (every node and the appliance share this machine's cores; real nodes each have their own); node CPU is the mean CPU time one node's client used, until it was stopped after the last node verified (node CPU s/GiB: the same per GiB of image); first byte is the time from a node's signed boot config to the first byte of the image it received (the median and the largest node); the CPU floor is N × node CPU ÷ this machine's cores, the least time the N clients could take here however good the network.\n\n")
 	for _, rate := range rf.applianceRates {
 		appBits, _ := parseRate(rate)
 		var runs []rackRun
@@ -245,8 +256,8 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 				}
 				run.bound = bound
 				runs = append(runs, run)
-				fmt.Printf("bench: rack appliance %-8s %-5s N=%-3d all %.1f s (bound %.1f s, %.2f×) p50 %.1f p99 %.1f; appliance sent %.2f× S; CPU %.0f%%, %.1f s per node (load %s)\n",
-					rate, method, n, run.all, bound, run.all/bound, run.p50, run.p99, float64(run.applianceTx)/float64(size), run.cpuBusy*100, run.nodeCPU, load)
+				fmt.Printf("bench: rack appliance %-8s %-5s N=%-3d all %.1f s (bound %.1f s, %.2f×) p50 %.1f p99 %.1f; first byte p50 %.3f max %.3f s; appliance sent %.2f× S; CPU %.0f%%, %.2f s per node, %.2f s per GiB (load %s)\n",
+					rate, method, n, run.all, bound, run.all/bound, run.p50, run.p99, run.fbP50, run.fbMax, float64(run.applianceTx)/float64(size), run.cpuBusy*100, run.nodeCPU, perGiB(run.nodeCPU, size), load)
 			}
 		}
 		byN := func(method string, n int) (rackRun, bool) {
@@ -258,8 +269,8 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 			return rackRun{}, false
 		}
 		p("### Appliance upload %s\n\n", rate)
-		p("| N | bound s | moobi all s | node p50 s | node p99 s | moobi ÷ bound | appliance sent (× S) | node to node (× S) | CPU | node CPU s | CPU floor s | HTTP all s | HTTP ÷ bound | HTTP appliance sent (× S) |\n")
-		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| N | bound s | moobi all s | node p50 s | node p99 s | moobi ÷ bound | first byte p50 / max s | appliance sent (× S) | node to node (× S) | CPU | node CPU s | node CPU s/GiB | CPU floor s | HTTP all s | HTTP ÷ bound | HTTP appliance sent (× S) |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, n := range rf.nodes {
 			m, _ := byN("moobi", n)
 			h, ok := byN("http", n)
@@ -267,8 +278,8 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 			if ok {
 				hAll, hRatio, hTx = fmt.Sprintf("%.1f", h.all), fmt.Sprintf("%.2f×", h.all/h.bound), fmt.Sprintf("%.2f", float64(h.applianceTx)/float64(size))
 			}
-			p("| %d | %.1f | %.1f | %.1f | %.1f | %.2f× | %.2f | %.2f | %.0f%% | %.1f | %.1f | %s | %s | %s |\n", n, m.bound, m.all, m.p50, m.p99, m.all/m.bound,
-				float64(m.applianceTx)/float64(size), max(0, float64(n)-float64(m.applianceTx)/float64(size)), m.cpuBusy*100, m.nodeCPU,
+			p("| %d | %.1f | %.1f | %.1f | %.1f | %.2f× | %.2f / %.2f | %.2f | %.2f | %.0f%% | %.1f | %.1f | %.1f | %s | %s | %s |\n", n, m.bound, m.all, m.p50, m.p99, m.all/m.bound,
+				m.fbP50, m.fbMax, float64(m.applianceTx)/float64(size), max(0, float64(n)-float64(m.applianceTx)/float64(size)), m.cpuBusy*100, m.nodeCPU, perGiB(m.nodeCPU, size),
 				cpuFloor(n, m.nodeCPU, runtime.NumCPU()), hAll, hRatio, hTx)
 			x.targets = append(x.targets, target{
 				what:  fmt.Sprintf("rack of %d, appliance %s: all verified within 1.5× the bound", n, rate),
@@ -300,6 +311,11 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 // running every node is the limit, not the network.
 func cpuFloor(n int, cpu float64, cores int) float64 {
 	return float64(n) * cpu / float64(max(cores, 1))
+}
+
+// perGiB scales seconds spent on an image of size bytes to a GiB image.
+func perGiB(seconds float64, size int64) float64 {
+	return seconds * (1 << 30) / float64(max(size, 1))
 }
 
 func size2(n int64) string {

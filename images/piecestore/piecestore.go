@@ -6,13 +6,19 @@
 // Completion is kept in memory. A piece's completion starts unknown, so the
 // torrent client hashes it before use (existing data is reused only when it
 // verifies); when the caller holds proof the file is unchanged since it was
-// last verified, Trusted marks every piece complete without hashing.
+// last verified, Trusted marks every piece complete without hashing. A
+// piece that lies wholly past the end the file had when it was opened is
+// known incomplete from the start, without hashing: the file was grown to
+// the torrent's length (or created) here, and such a piece reads as zeros.
+// So a fresh cache costs no hashing at all, and a cache file an earlier boot
+// left hashes only what it held.
 package piecestore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 
@@ -59,6 +65,12 @@ func (f *File) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Ha
 		fh.Close()
 		return storage.TorrentImpl{}, fmt.Errorf("piecestore: stat %s: %w", f.Path, err)
 	}
+	// Pieces from fresh on read as zeros: past the file's end, or the file
+	// is not a regular one (a device: nothing is known of its bytes).
+	fresh := int64(math.MaxInt64)
+	if st.Mode().IsRegular() {
+		fresh = st.Size()
+	}
 	if st.Mode().IsRegular() && st.Size() < f.Offset+length {
 		if f.ReadOnly {
 			fh.Close()
@@ -71,9 +83,12 @@ func (f *File) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Ha
 		}
 	}
 	t := &fileTorrent{f: f, fh: fh, info: info, state: make([]g.Option[bool], info.NumPieces())}
-	if f.Trusted {
-		for i := range t.state {
+	for i := range t.state {
+		switch {
+		case f.Trusted:
 			t.state[i] = g.Some(true)
+		case f.Offset+info.Piece(i).Offset() >= fresh:
+			t.state[i] = g.Some(false)
 		}
 	}
 	f.mu.Lock()
@@ -113,6 +128,26 @@ func (f *File) Forget() {
 	for i := range t.state {
 		t.state[i] = g.None[bool]()
 	}
+}
+
+// Unknown lists the pieces whose completion is not known: those the torrent
+// client must hash before it can tell whether the file holds them.
+func (f *File) Unknown() []int {
+	f.mu.Lock()
+	t := f.torrent
+	f.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []int
+	for i, s := range t.state {
+		if !s.Ok {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 type fileTorrent struct {

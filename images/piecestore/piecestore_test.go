@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -133,5 +134,55 @@ func TestReadOnlyTooShort(t *testing.T) {
 	st := &File{Path: path, ReadOnly: true, Trusted: true}
 	if _, err := st.OpenTorrent(context.Background(), &info, metainfo.Hash{}); err == nil {
 		t.Fatal("a truncated read-only file opened as the torrent's storage")
+	}
+}
+
+// TestFreshPieces: pieces wholly past the end the file had when opened are
+// known missing without hashing; every piece the file held, even in part,
+// is left for the torrent client to hash, garbage included.
+func TestFreshPieces(t *testing.T) {
+	const pieces = 8
+	_, _, ib, ih := swarmtest.Image(t, t.TempDir(), pieces*pieceLen, pieceLen)
+	garbage := bytes.Repeat([]byte("not the image "), pieces*pieceLen/14+1)[:pieces*pieceLen]
+	for _, tc := range []struct {
+		name    string
+		offset  int64
+		held    []byte // nil: no file at all
+		unknown []int
+	}{
+		{name: "no file", unknown: nil},
+		{name: "empty file", held: []byte{}, unknown: nil},
+		{name: "two and a half pieces of garbage", held: garbage[:5*pieceLen/2], unknown: []int{0, 1, 2}},
+		{name: "the whole length in garbage", held: garbage, unknown: []int{0, 1, 2, 3, 4, 5, 6, 7}},
+		{name: "region of a device-like file", offset: 1000, held: garbage[:1000+pieceLen], unknown: []int{0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cache")
+			if tc.held != nil {
+				if err := os.WriteFile(path, tc.held, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := &File{Path: path, Offset: tc.offset}
+			tor := swarmtest.Add(t, newClient(t), ib, ih, st)
+			if got := st.Unknown(); !slices.Equal(got, tc.unknown) {
+				t.Fatalf("pieces to hash %v, want %v", got, tc.unknown)
+			}
+			if err := tor.VerifyData(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range pieces {
+				if tor.PieceState(i).Complete {
+					t.Errorf("piece %d complete, but the file holds garbage or nothing there", i)
+				}
+			}
+			if len(tc.held) > 0 {
+				// What the file held stays until overwritten.
+				got, _ := os.ReadFile(path)
+				if !bytes.Equal(got[:len(tc.held)], tc.held) {
+					t.Error("opening the file changed what it held")
+				}
+			}
+		})
 	}
 }
