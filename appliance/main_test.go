@@ -92,10 +92,10 @@ func TestPrintStatus(t *testing.T) {
 		{Name: "n3", MAC: "52:54:00:12:34:03", State: "unknown"},
 	}, now)
 	want := [][]string{
-		{"NAME", "MAC", "STATE", "PROGRESS", "AGE", "LAST", "EVENT"},
-		{"n1", "52:54:00:12:34:01", "fetching", "25%", "3s", "fetching"},
-		{"n2", "52:54:00:12:34:02", "failed", "-", "1m0s", "failed:", "no", "peers"},
-		{"n3", "52:54:00:12:34:03", "unknown", "-", "-"},
+		{"NAME", "MAC", "STATE", "POWER", "PROGRESS", "AGE", "LAST", "EVENT"},
+		{"n1", "52:54:00:12:34:01", "fetching", "-", "25%", "3s", "fetching"},
+		{"n2", "52:54:00:12:34:02", "failed", "-", "-", "1m0s", "failed:", "no", "peers"},
+		{"n3", "52:54:00:12:34:03", "unknown", "-", "-", "-"},
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != len(want) {

@@ -13,6 +13,7 @@ import (
 
 	"moobi/bootserver/adminauth"
 	"moobi/nodes"
+	"moobi/power"
 )
 
 // status prints the appliance's view of every node, one line each.
@@ -56,7 +57,7 @@ func status(args []string, stdout, stderr io.Writer) int {
 
 func printStatus(w io.Writer, list []nodes.Node, now time.Time) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMAC\tSTATE\tPROGRESS\tAGE\tLAST EVENT")
+	fmt.Fprintln(tw, "NAME\tMAC\tSTATE\tPOWER\tPROGRESS\tAGE\tLAST EVENT")
 	for _, n := range list {
 		progress, age := "-", "-"
 		if n.Total > 0 {
@@ -69,7 +70,20 @@ func printStatus(w io.Writer, list []nodes.Node, now time.Time) {
 		if n.Reason != "" {
 			last += ": " + n.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.MAC, n.State, progress, age, last)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.MAC, n.State, powerColumn(n.Power), progress, age, last)
 	}
 	tw.Flush()
+}
+
+// powerColumn is a node's power as `moobi status` shows it: "-" for a
+// host without a BMC, the state, and the kind of failure while the BMC's
+// last read failed ("unknown (unreachable)").
+func powerColumn(r *power.Reading) string {
+	if r == nil {
+		return "-"
+	}
+	if r.Failing() {
+		return string(r.State) + " (" + r.Error + ")"
+	}
+	return string(r.State)
 }

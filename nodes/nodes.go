@@ -19,6 +19,7 @@ import (
 
 	"moobi/inventory"
 	"moobi/nodeapi"
+	"moobi/power"
 )
 
 // StateUnknown is the state of a host the appliance has not seen yet.
@@ -82,6 +83,10 @@ type Node struct {
 	BootStarted time.Time `json:"boot_started,omitzero"`
 	Boots       int       `json:"boots,omitempty"`
 	Phases      []Phase   `json:"phases,omitempty"`
+	// Power is the host's power as its BMC last reported it (see package
+	// power/poller), for hosts with a bmc in hosts.yaml; the registry
+	// never sets it: the HTTP views add it.
+	Power *power.Reading `json:"power,omitempty"`
 	// Events is the recent event log (newest last); only /v1/nodes/{mac}
 	// carries it.
 	Events []Entry `json:"events,omitempty"`

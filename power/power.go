@@ -125,3 +125,24 @@ func do(ctx context.Context, c Controller, action Action) (State, error) {
 	}
 	return st, nil
 }
+
+// Reading is what the appliance last learnt of a host's power from its
+// BMC, as the node views (/v1/nodes, the dashboard, `moobi status`) show
+// it. It never holds the BMC's address, user or password.
+type Reading struct {
+	// State is the host's power: unknown until its BMC answered, and again
+	// after a read that failed.
+	State State `json:"state"`
+	// Checked is when the BMC last answered.
+	Checked time.Time `json:"checked,omitzero"`
+	// Error is the kind of the last read that failed ("auth",
+	// "unreachable" or "failed") and ErrorTime its time; both stay after
+	// the BMC answers again (Checked is then the later).
+	Error     string    `json:"error,omitempty"`
+	ErrorTime time.Time `json:"error_time,omitzero"`
+}
+
+// Failing reports whether the last read of the BMC failed.
+func (r Reading) Failing() bool {
+	return r.Error != "" && !r.ErrorTime.Before(r.Checked)
+}

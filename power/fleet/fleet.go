@@ -44,6 +44,9 @@ type Runner struct {
 	// Open makes a host's controller (Open if nil; tests swap it).
 	Open func(*inventory.BMC) (power.Controller, error)
 	Log  *slog.Logger
+	// Observe, if set, is told of every host's result as it comes (the
+	// power poller keeps the states it learns so).
+	Observe func(Result)
 
 	semOnce sync.Once
 	sem     chan struct{} // shared by concurrent Runs: the bound holds overall
@@ -112,6 +115,9 @@ func (r *Runner) Run(ctx context.Context, action power.Action, targets []string)
 			}
 			defer func() { <-sem }()
 			results[i] = r.one(ctx, h, action, open)
+			if r.Observe != nil {
+				r.Observe(results[i])
+			}
 		}()
 	}
 	wg.Wait()
