@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
 
 	"moobi/images/piecestore"
 	"moobi/images/swarm"
@@ -18,13 +19,66 @@ import (
 	"moobi/images/swarm/swarmtest"
 )
 
-// silent opens n connections to addr that never send a byte: each holds
-// one of the client's handshakes in progress until it is closed.
-func silent(t *testing.T, addr string, n int) []net.Conn {
+// handshakeSeed is a client seeding a 512 KiB image, for the tests of its
+// incoming handshakes.
+type handshakeSeed struct {
+	client *torrent.Client
+	addr   *net.TCPAddr
+	data   []byte // the image
+	ib     []byte // its torrent info
+	ih     metainfo.Hash
+}
+
+// startSeed starts a handshakeSeed with the handshake limits lim. Its
+// handshakes outlast the test (HandshakesTimeout a minute): a silent
+// connection holds its place until the client closes it.
+func startSeed(t *testing.T, lim admit.Limits) handshakeSeed {
 	t.Helper()
+	const pieceLen = 64 << 10
+	path, data, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
+	cfg := swarm.Config(0, slog.New(slog.DiscardHandler))
+	cfg.HandshakesTimeout = time.Minute
+	seed := swarmtest.ClientLimits(t, cfg, lim)
+	swarmtest.Add(t, seed, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
+	return handshakeSeed{client: seed, addr: seed.ListenAddrs()[0].(*net.TCPAddr), data: data, ib: ib, ih: ih}
+}
+
+// download has a new node download the image from s and returns how long
+// it took; the test fails if that is more than within, or the node's copy
+// differs. after says what the test did before.
+func (s handshakeSeed) download(t *testing.T, within time.Duration, after string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	node := swarmtest.Client(t, swarm.NodeConfig(0, slog.New(slog.DiscardHandler)))
+	cache := filepath.Join(t.TempDir(), "cache")
+	nt := swarmtest.Add(t, node, s.ib, s.ih, &piecestore.File{Path: cache})
+	nt.DownloadAll()
+	nt.AddPeers([]torrent.PeerInfo{{Addr: s.addr, Trusted: true}})
+	select {
+	case <-nt.Complete().On():
+	case <-time.After(within):
+		t.Fatalf("%s, a node did not download the image in %v (it holds %d of %d bytes)", after, within, nt.BytesCompleted(), nt.Length())
+	}
+	took := time.Since(start)
+	got, err := os.ReadFile(cache)
+	if err != nil || string(got) != string(s.data) {
+		t.Errorf("%s, the node's copy differs from the image (%v)", after, err)
+	}
+	return took
+}
+
+// silent opens n connections to addr from the address from ("" for any)
+// that never send a byte: each holds one of the client's handshakes in
+// progress until it is closed.
+func silent(t *testing.T, addr *net.TCPAddr, from string, n int) []net.Conn {
+	t.Helper()
+	var d net.Dialer
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
 	var cs []net.Conn
 	for range n {
-		c, err := net.Dial("tcp", addr)
+		c, err := d.Dial("tcp", addr.String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,21 +104,13 @@ func isTimeout(err error) bool {
 
 // TestHandshakesPerIP: a client closes an incoming connection as soon as
 // it accepts it when MaxIncomingHandshakesPerIP connections from the same
-// address are still handshaking (NewClient's admit.Listener), keeps those open,
-// and takes that address's connections again once they are gone: a node
-// then downloads the whole image from it.
+// address are still handshaking (NewClient's admit.Listener), keeps those
+// open, and takes that address's connections again once they are gone: a
+// node then downloads the whole image from it.
 func TestHandshakesPerIP(t *testing.T) {
-	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	const pieceLen = 64 << 10
-	path, data, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
-	cfg := swarm.Config(0, discard)
-	cfg.HandshakesTimeout = time.Minute // the silent connections outlast the test
-	seed := swarmtest.Client(t, cfg)
-	swarmtest.Add(t, seed, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
-	addr := seed.ListenAddrs()[0].String()
-
-	held := silent(t, addr, swarm.MaxIncomingHandshakesPerIP)
-	extra := silent(t, addr, 1)[0]
+	s := startSeed(t, swarm.HandshakeLimits())
+	held := silent(t, s.addr, "", swarm.MaxIncomingHandshakesPerIP)
+	extra := silent(t, s.addr, "", 1)[0]
 	if err := readErr(extra, 30*time.Second); err == nil || isTimeout(err) {
 		t.Fatalf("connection %d from one address while %d handshake: read error %v, want it closed", swarm.MaxIncomingHandshakesPerIP+1, swarm.MaxIncomingHandshakesPerIP, err)
 	}
@@ -74,17 +120,7 @@ func TestHandshakesPerIP(t *testing.T) {
 		}
 		c.Close()
 	}
-
-	node := swarmtest.Client(t, swarm.NodeConfig(0, discard))
-	cache := filepath.Join(t.TempDir(), "cache")
-	nt := swarmtest.Add(t, node, ib, ih, &piecestore.File{Path: cache})
-	nt.DownloadAll()
-	nt.AddPeers([]torrent.PeerInfo{{Addr: seed.ListenAddrs()[0].(*net.TCPAddr), Trusted: true}})
-	swarmtest.WaitComplete(t, nt, "after the silent connections closed (else the client still refuses their address)")
-	got, err := os.ReadFile(cache)
-	if err != nil || string(got) != string(data) {
-		t.Errorf("the node's copy differs from the image (%v)", err)
-	}
+	s.download(t, 30*time.Second, "after the silent connections closed (else the client still refuses their address)")
 }
 
 // TestHandshakesInAll: with MaxIncomingHandshakes connections
@@ -93,24 +129,16 @@ func TestHandshakesPerIP(t *testing.T) {
 // connections never keep others waiting. A connection that completed its
 // handshake no longer counts.
 func TestHandshakesInAll(t *testing.T) {
-	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	const pieceLen = 64 << 10
-	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
-	cfg := swarm.Config(0, discard)
-	cfg.HandshakesTimeout = time.Minute
-	seed := swarmtest.ClientLimits(t, cfg, admit.Limits{InAll: 2, PerIP: swarm.MaxIncomingHandshakesPerIP})
-	swarmtest.Add(t, seed, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
-	addr := seed.ListenAddrs()[0].String()
-
-	held := silent(t, addr, 2)
+	s := startSeed(t, admit.Limits{InAll: 2, PerIP: swarm.MaxIncomingHandshakesPerIP})
+	held := silent(t, s.addr, "", 2)
 	if err := readErr(held[1], 200*time.Millisecond); !isTimeout(err) {
 		t.Fatalf("second silent connection: read error %v, want it open", err)
 	}
-	c := silent(t, addr, 1)[0]
+	c := silent(t, s.addr, "", 1)[0]
 	// A BitTorrent handshake for the image: the client answers with its
 	// own once it takes the connection.
 	hs := append([]byte("\x13BitTorrent protocol"), make([]byte, 8)...)
-	hs = append(hs, ih[:]...)
+	hs = append(hs, s.ih[:]...)
 	hs = append(hs, []byte("-MT0000-handshaketest")[:20]...)
 	if _, err := c.Write(hs); err != nil {
 		t.Fatal(err)
@@ -120,8 +148,8 @@ func TestHandshakesInAll(t *testing.T) {
 	if _, err := io.ReadFull(c, reply); err != nil {
 		t.Fatalf("third connection while two handshake: %v, want the client's handshake", err)
 	}
-	if string(reply[:20]) != "\x13BitTorrent protocol" || string(reply[28:48]) != string(ih[:]) {
-		t.Errorf("the client answered %q, want a BitTorrent handshake for %x", reply, ih)
+	if string(reply[:20]) != "\x13BitTorrent protocol" || string(reply[28:48]) != string(s.ih[:]) {
+		t.Errorf("the client answered %q, want a BitTorrent handshake for %x", reply, s.ih)
 	}
 	if err := readErr(held[0], 5*time.Second); err == nil || isTimeout(err) {
 		t.Errorf("oldest silent connection: read error %v, want it closed to make room", err)
@@ -137,7 +165,7 @@ func TestHandshakesInAll(t *testing.T) {
 	if _, err := io.ReadFull(c, msgLen[:]); err != nil {
 		t.Fatalf("the client's first message after the handshake: %v", err)
 	}
-	late := silent(t, addr, 1)[0]
+	late := silent(t, s.addr, "", 1)[0]
 	if err := readErr(late, 200*time.Millisecond); !isTimeout(err) {
 		t.Fatalf("silent connection after the handshake: read error %v, want it open", err)
 	}
