@@ -200,7 +200,7 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 		swarm.AcceptSuggestions(ccfg, takeSuggestions(ip, suggestions, log))
 		ccfg.Callbacks.PeerConnAdded = append(ccfg.Callbacks.PeerConnAdded, keepAppliance(ip))
 	}
-	cl, err := torrent.NewClient(ccfg)
+	cl, err := swarm.NewClient(ccfg, swarm.HandshakeLimits())
 	if err != nil {
 		return nil, fmt.Errorf("start BitTorrent client on port %d: %w", o.Port, err)
 	}
@@ -212,6 +212,11 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 		}
 	}()
 	s.store = &piecestore.File{Path: path}
+	if cfg.PiecesSHA256 != "" {
+		if s.store.SHA256, err = getPieceSums(ctx, o, cfg, mi); err != nil {
+			return nil, err
+		}
+	}
 	t, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{
 		InfoHash:                 mi.HashInfoBytes(),
 		InfoBytes:                mi.InfoBytes,
@@ -265,8 +270,13 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	s.Stats.FirstByte = time.Duration(firstByte.Load())
 	st := t.Stats()
 	s.Stats.FromPeers = max(0, st.BytesReadUsefulData.Int64()-s.Stats.FromSeed-s.Stats.FromApp)
-	if err := verifyFile(ctx, path, cfg.Size, cfg.SHA256); err != nil {
-		return nil, err
+	// With each piece's SHA-256 signed, every piece was checked against it
+	// as it arrived (or was found in the cache): the whole-file pass would
+	// hash each byte a second time.
+	if s.store.SHA256 == nil {
+		if err := verifyFile(ctx, path, cfg.Size, cfg.SHA256); err != nil {
+			return nil, err
+		}
 	}
 	s.Stats.Duration = time.Since(start)
 	log.Info("image verified", "path", path, "reused", s.Stats.Reused, "first_byte", s.Stats.FirstByte.Round(time.Millisecond), "from_peers", s.Stats.FromPeers, "from_appliance", s.Stats.FromApp, "from_webseed", s.Stats.FromSeed, "duration", s.Stats.Duration.Round(time.Millisecond))
@@ -419,6 +429,27 @@ func getTorrent(ctx context.Context, o Options, cfg nodeapi.BootConfig) (*metain
 		return nil, fmt.Errorf("torrent %s describes %d bytes, the boot config %d", cfg.Torrent, info.TotalLength(), cfg.Size)
 	}
 	return mi, nil
+}
+
+// getPieceSums fetches the list of each piece's SHA-256 the boot config
+// names and checks it against the config's pieces_sha256.
+func getPieceSums(ctx context.Context, o Options, cfg nodeapi.BootConfig, mi *metainfo.MetaInfo) ([][sha256.Size]byte, error) {
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		return nil, fmt.Errorf("torrent %s: %w", cfg.Torrent, err)
+	}
+	body, err := get(ctx, o.HTTP, cfg.Pieces, int64(info.NumPieces())*sha256.Size+1)
+	if err != nil {
+		return nil, fmt.Errorf("piece sums: %w", err)
+	}
+	if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != cfg.PiecesSHA256 {
+		return nil, fmt.Errorf("piece sums %s: sha256 %x, the boot config says %s", cfg.Pieces, sum, cfg.PiecesSHA256)
+	}
+	sums, err := piecestore.ParseSums(body, info.NumPieces())
+	if err != nil {
+		return nil, fmt.Errorf("piece sums %s: %w", cfg.Pieces, err)
+	}
+	return sums, nil
 }
 
 // verifyFile checks the first size bytes of path against a sha256.
