@@ -1,30 +1,20 @@
 package fulldhcp
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
+	"moobi/bootserver/internal/dhcptest"
 )
 
 // FuzzDecide feeds arbitrary bytes through parsing and the full-mode
 // policy, over a table with leases. Decide must not panic; any reply must
 // parse again, and an address it hands out must be in the subnet.
 func FuzzDecide(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.request.bin"))
-	for _, s := range seeds {
-		data, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-	f.Add([]byte{})
+	dhcptest.SeedRequests(f, "testdata")
 	env := testEnv()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := dhcpv4.FromBytes(data)
-		if err != nil {
+		req, ok := dhcptest.Request(data)
+		if !ok {
 			return
 		}
 		tab := leased()
@@ -39,10 +29,7 @@ func FuzzDecide(f *testing.F) {
 		if d.Reply == nil {
 			return
 		}
-		back, err := dhcpv4.FromBytes(d.Reply.ToBytes())
-		if err != nil {
-			t.Fatalf("reply does not parse: %v", err)
-		}
+		back := dhcptest.Reparse(t, d.Reply)
 		if yi := ip4(back.YourIPAddr); yi.IsValid() && !env.Subnet.Contains(yi) {
 			t.Fatalf("reply hands out %v, outside %v", yi, env.Subnet)
 		}
