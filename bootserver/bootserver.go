@@ -33,6 +33,7 @@ import (
 	"moobi/metrics"
 	"moobi/nodeapi"
 	"moobi/nodes"
+	"moobi/power/poller"
 )
 
 // Service is the set of boot services over one inventory store.
@@ -47,11 +48,15 @@ type Service struct {
 	Signer   httpd.Signer // signs boot configs (see httpd.Server)
 	// Dashboard, if set, is served at /.
 	Dashboard http.Handler
+	// PowerPollInterval is how often the BMCs' power state is read
+	// (poller.DefaultInterval if 0).
+	PowerPollInterval time.Duration
 
 	serverIP   net.IP
 	web        atomic.Pointer[httpd.Server] // answers grub's TFTP fetches
 	env        atomic.Pointer[envEntry]
 	listedMACs atomic.Pointer[listedEntry]
+	poll       atomic.Pointer[poller.Poller] // see powerPoll
 }
 
 // listedEntry is the set of MACs (as net.HardwareAddr.String gives them)
@@ -210,6 +215,8 @@ func (s *Service) Run(ctx context.Context) error {
 	web.Power, web.Admin = pw, guard.Wrap
 	ro := s.rollouts(app, reg, cat, pw)
 	web.Rollouts = ro
+	web.PowerStates = s.powerPoll().Readings
+	s.Metrics.SetPowerSource(s.powerPoll().Counts)
 	adminLn, err := adminViews(app, web, guard)
 	if err != nil {
 		closeAll(append(dhcpConns, tftpConn))
@@ -242,6 +249,7 @@ func (s *Service) Run(ctx context.Context) error {
 		g.Go(func() error { return web.ServeAdmin(ctx, adminLn) })
 	}
 	g.Go(func() error { return s.Store.Watch(ctx, s.HUP) })
+	g.Go(func() error { return s.powerPoll().Run(ctx) })
 	g.Go(func() error { return seed.Run(ctx) })
 	g.Go(func() error { return track.Run(ctx) })
 	g.Go(func() error { return ro.Run(ctx) })

@@ -20,6 +20,7 @@ import (
 	"moobi/inventory"
 	"moobi/nodeapi"
 	"moobi/nodes"
+	"moobi/power"
 )
 
 // Server is the HTTP service.
@@ -66,6 +67,11 @@ type Server struct {
 	// must then be set; reads as the read-only views) and gives the
 	// version pins boot scripts follow.
 	Rollouts Rollouts
+	// PowerStates, if set, returns the last power reading of each host
+	// with a BMC, by host name, and a generation that changes with them
+	// (poller.Poller.Readings): the node views and the live stream carry
+	// them.
+	PowerStates func() (map[string]power.Reading, uint64)
 	// ReadAuth, if set, wraps the read-only views (see readOnlyRoutes):
 	// adminauth.Guard.Wrap with appliance.read_auth token.
 	ReadAuth func(http.Handler) http.Handler

@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"moobi/boottoken"
 	"moobi/inventory"
 	"moobi/nodeapi"
+	"moobi/nodes"
 )
 
 // postEvent records a node's report about itself. Events for a MAC are
@@ -59,6 +61,9 @@ func (s *Server) allowNode(w http.ResponseWriter, r *http.Request, h *inventory.
 		http.Error(w, fmt.Sprintf("%s for %s: %v: this node's requests must carry the token its boot script set (%s=)", what, h.MAC, err, boottoken.CmdlineParam), http.StatusForbidden)
 		return false
 	}
+	// Per MAC and address: another host with a token of its own for the
+	// MAC (it fetched the node's script) uses up its own allowance, not
+	// the node's.
 	if !s.limits.allow(h.MAC.String(), NodeRequestsPerSecond, NodeRequestBurst) {
 		s.Log.Warn("node request refused: rate limit", "mac", h.MAC.String(), "what", what, "client", ip)
 		w.Header().Set("Retry-After", "1")
@@ -83,7 +88,8 @@ func (s *Server) bootTokens() *boottoken.Tokens {
 }
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, s.Nodes.List(s.Inventory()))
+	readings, _ := s.powerReadings()
+	writeJSON(w, withPower(s.Nodes.List(s.Inventory()), readings))
 }
 
 func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +103,8 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	writeJSON(w, n)
+	readings, _ := s.powerReadings()
+	writeJSON(w, withPower([]nodes.Node{n}, readings)[0])
 }
 
 // observe marks what a node fetched, by the address it fetched from.
@@ -189,9 +196,11 @@ func (s *Server) listSwarms(w http.ResponseWriter, r *http.Request) {
 // stream sends live updates as server-sent events: `hello` (the server's
 // time and sequence number), `nodes` (the MACs of every node listed, at the
 // start and after each inventory reload), a `node` event with a node's JSON
-// (as in /v1/nodes) each time one changes — every node after `nodes` — and
-// `swarm` with /v1/swarm's JSON every few seconds. A client needs nothing
-// else to start.
+// (as in /v1/nodes) each time one changes — every node after `nodes` —,
+// `swarm` with /v1/swarm's JSON every few seconds, with PowerStates
+// `power` (each BMC host's power reading by host name) and with Rollouts
+// `rollouts` (GET /v1/rollouts's JSON), each at the start and whenever it
+// changes (looked at every second). A client needs nothing else to start.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -236,16 +245,34 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var inv *inventory.Inventory
+	var powerGen uint64
+	powerSent := false
+	var rolloutsSent []byte
+	viewTick := time.NewTicker(time.Second)
+	defer viewTick.Stop()
 	for {
 		changed := s.Nodes.Changed()
 		top := s.Nodes.Seq()
+		readings, gen := s.powerReadings()
+		if s.PowerStates != nil && (!powerSent || gen != powerGen) {
+			if send("power", readings) != nil {
+				return
+			}
+			powerGen, powerSent = gen, true
+		}
+		if ro := s.rolloutsJSON(); ro != nil && !bytes.Equal(ro, rolloutsSent) {
+			if send("rollouts", json.RawMessage(ro)) != nil {
+				return
+			}
+			rolloutsSent = ro
+		}
 		if cur := s.Inventory(); cur != inv {
 			// A reload may add, rename or remove hosts: send them all,
 			// then "nodes" with the full list of MACs so a client can drop
 			// the ones that are gone.
 			inv, first = cur, true
 		}
-		list := s.Nodes.List(inv)
+		list := withPower(s.Nodes.List(inv), readings)
 		if first {
 			macs := make([]string, len(list))
 			for i, n := range list {
@@ -279,6 +306,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			if sendSwarm() != nil {
 				return
 			}
+		case <-viewTick.C:
+			// Power readings (and other views) are looked at again.
 		case <-keepalive.C:
 			rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
@@ -289,7 +318,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Per-node request limits for events and boot configs.
+// Per-node request limits for events and boot configs, per MAC and client
+// address.
 const (
 	NodeRequestsPerSecond = 5
 	NodeRequestBurst      = 30
