@@ -207,27 +207,11 @@ func (d *debianLab) hostKey(t *testing.T, ctx context.Context, addr string) stri
 	return f[1] + " " + f[2]
 }
 
-// nodeJSON is what these tests read of one node in /v1/nodes.
-type nodeJSON struct {
-	State     string `json:"state"`
-	Reason    string `json:"reason"`
-	LastEvent string `json:"last_event"`
-	Address   string `json:"address"`
-	Version   string `json:"version"`
-	Boots     int    `json:"boots"`
-	Total     int64  `json:"total"`
-	Reused    int64  `json:"reused"`
-	FromPeers int64  `json:"from_peers"`
-	Events    []struct {
-		State   string `json:"state"`
-		Message string `json:"message"`
-	} `json:"events"`
-}
-
-func (d *debianLab) node(t *testing.T, ctx context.Context, mac string) nodeJSON {
+// node reads the appliance's /v1/nodes/MAC.
+func (d *debianLab) node(t *testing.T, ctx context.Context, mac string) nodeView {
 	t.Helper()
 	out, err := curl(ctx, d.l, "http://"+lab.ApplianceAddr+":8080/v1/nodes/"+mac)
-	var n nodeJSON
+	var n nodeView
 	if err != nil || json.Unmarshal([]byte(out), &n) != nil {
 		t.Fatalf("GET /v1/nodes/%s: %v: %s", mac, err, out)
 	}
@@ -236,9 +220,9 @@ func (d *debianLab) node(t *testing.T, ctx context.Context, mac string) nodeJSON
 
 // waitRunning waits until the node's boot number boot reports running,
 // and fails at once if it reports failed or degraded.
-func (d *debianLab) waitRunning(t *testing.T, ctx context.Context, vm *lab.VM, mac string, boot int, timeout time.Duration) nodeJSON {
+func (d *debianLab) waitRunning(t *testing.T, ctx context.Context, vm *lab.VM, mac string, boot int, timeout time.Duration) nodeView {
 	t.Helper()
-	var n nodeJSON
+	var n nodeView
 	eventually(t, ctx, timeout, 2*time.Second, func() (bool, string) {
 		n = d.node(t, ctx, mac)
 		if n.Boots == boot && (n.State == "failed" || n.State == "degraded") {
@@ -331,7 +315,7 @@ func TestDebianServer(t *testing.T) {
 
 // checkServer logs into the node over SSH with the operator's key and
 // checks its identity; it returns the node's ed25519 host key.
-func (d *debianLab) checkServer(t *testing.T, ctx context.Context, n rackNode, v nodeJSON, vars string) string {
+func (d *debianLab) checkServer(t *testing.T, ctx context.Context, n rackNode, v nodeView, vars string) string {
 	t.Helper()
 	if v.Address == "" {
 		t.Fatalf("%s: the appliance knows no address", n.name)

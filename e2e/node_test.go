@@ -160,17 +160,29 @@ func TestRackBootsImage(t *testing.T) {
 	}
 }
 
-// nodeView is what the tests read of a node in /v1/nodes.
+// nodeView is what the tests read of a node in /v1/nodes (the list) and
+// /v1/nodes/MAC.
 type nodeView struct {
 	Name      string      `json:"name"`
 	MAC       string      `json:"mac"`
 	State     string      `json:"state"`
+	Reason    string      `json:"reason"`
+	LastEvent string      `json:"last_event"`
 	Address   string      `json:"address"`
 	Version   string      `json:"version"`
+	Boots     int         `json:"boots"`
 	Done      int64       `json:"done"`
 	Total     int64       `json:"total"`
+	Reused    int64       `json:"reused"`
 	FromPeers int64       `json:"from_peers"`
 	Phases    []phaseView `json:"phases"`
+	Events    []eventView `json:"events"`
+}
+
+// eventView is one of a node's events (the events field of /v1/nodes/MAC).
+type eventView struct {
+	State   string `json:"state"`
+	Message string `json:"message"`
 }
 
 type phaseView struct {
