@@ -184,7 +184,7 @@ func bootDoneLine(a *bootAssets, server string) string {
 
 // bootDebianRows are the Debian table's phases; the reference's fetching
 // and verified are its wget's request and last byte (nginx's log).
-var bootDebianRows = []struct{ label, from, to string }{
+var bootDebianRows = []bootSpanRow{
 	{"power-on → first proxy DHCP answer (firmware, NIC ROM / PXE)", "", "dhcp"},
 	{"`dhcp`: → iPXE running (TFTP of the iPXE binary; BIOS: iPXE ROM fetches its script)", "dhcp", "ipxe"},
 	{"`firmware`: iPXE → kernel requested (script, HTTP)", "ipxe", "kernel"},
@@ -230,25 +230,14 @@ func bootDebianReport(f *bootFlags, a *bootAssets, fws []lab.Firmware, runs []bo
 			continue
 		}
 		p("### %s\n\n| phase | moobi s | dnsmasq+nginx s |\n|---|---:|---:|\n", strings.ToUpper(fw.String()))
-		for _, row := range bootDebianRows {
-			mv, mok := bootDebianSpan(m, row.from, row.to)
-			rv, rok := bootDebianSpan(r, row.from, row.to)
-			p("| %s | %s | %s |\n", row.label, bootCell(mv, mok && ok1), bootCell(rv, rok && ok2))
-		}
+		writeBootSpans(&w, bootDebianRows, bootDebianSpan, m, r)
 		mt, mok := m.at["target"]
 		rt, rok := r.at["target"]
 		p("| **total to `Reached target getty.target`** | **%s** | **%s** |\n\n", bootCell(mt, mok), bootCell(rt, rok))
 		if ok1 {
-			p("moobi's timeline (`GET /v1/nodes/%s`):\n\n| state | start s | seconds |\n|---|---:|---:|\n", bootMAC(fw))
-			for _, ph := range m.phases {
-				p("| %s | %.2f | %.2f |\n", ph.State, m.at[ph.State], ph.Seconds)
-			}
-			p("\n")
+			writeBootTimeline(&w, bootMAC(fw), m)
 		}
 	}
-	p("Every boot:\n\n| firmware | server | run | load at start (1 min) | /init | end |\n|---|---|---:|---|---:|---:|\n")
-	for _, r := range runs {
-		p("| %s | %s | %d | %s | %s | %.2f |\n", r.firmware, r.server, r.rep, strings.Fields(r.load + " ?")[0], bootCell(r.at["init"], r.at["init"] > 0), r.done())
-	}
+	writeEveryBoot(&w, runs)
 	return w.String()
 }
