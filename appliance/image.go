@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ import (
 	"moobi/images/catalog"
 	"moobi/images/rootfs"
 	"moobi/inventory"
+	"moobi/rollout"
 )
 
 func image(args []string, stdout, stderr io.Writer) int {
@@ -60,6 +62,7 @@ func imageAdd(args []string, stdout, stderr io.Writer) int {
 	modules := fs.String("modules", "", "the kernel's module folder (lib/modules/VERSION); the modules a node needs to boot are packed")
 	version := fs.String("version", "", "version name (default: the next vN)")
 	keep := fs.Int("keep", catalog.DefaultKeep, "versions to keep")
+	noCurrent := fs.Bool("no-current", false, "publish without making the version current (stage it for moobi rollout)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,15 +78,24 @@ func imageAdd(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := cat.Publish(ctx, *name, catalog.Sources{Kernel: *kernel, Rootfs: *rootfs, Modules: *modules},
-		publishOptions(inv, *version, *keep))
-	return printPublished("moobi image add", m, err, stdout, stderr)
+		publishOptions(inv, *name, *version, *keep, *noCurrent))
+	return printPublished("moobi image add", cat, m, err, stdout, stderr)
 }
 
 // publishOptions are the catalog.PublishOptions for the appliance of inv.
 // The announce and web seed URLs stored in the .torrent are only a default:
 // the appliance serves the .torrent with the URLs it is reached at.
-func publishOptions(inv *inventory.Inventory, version string, keep int) catalog.PublishOptions {
-	o := catalog.PublishOptions{Version: version, Keep: keep}
+// Versions hosts are pinned to (data_dir/state/rollouts.json) are never
+// pruned.
+func publishOptions(inv *inventory.Inventory, name, version string, keep int, noCurrent bool) catalog.PublishOptions {
+	o := catalog.PublishOptions{Version: version, Keep: keep, NoCurrent: noCurrent}
+	if st, err := rollout.Load(filepath.Join(inv.Appliance.DataDir, "state", rollout.FileName)); err == nil {
+		for _, p := range st.Pins {
+			if p.Image == name && !slices.Contains(o.Protect, p.Version) {
+				o.Protect = append(o.Protect, p.Version)
+			}
+		}
+	}
 	if ip, err := bootserver.ServerIP(inv.Appliance); err == nil {
 		base := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(inv.Appliance.HTTPPort))
 		o.Announce, o.WebSeed = base+"/announce", base+"/images/{name}/{version}/"
@@ -92,14 +104,19 @@ func publishOptions(inv *inventory.Inventory, version string, keep int) catalog.
 }
 
 // printPublished prints what Publish returned: "published NAME version V
-// (current)" first (tests parse it), then the infohash and the size.
-func printPublished(cmd string, m *catalog.Manifest, err error, stdout, stderr io.Writer) int {
+// (current)" first (tests parse it), or "(staged; current is W)" for a
+// version published with --no-current, then the infohash and the size.
+func printPublished(cmd string, cat *catalog.Catalog, m *catalog.Manifest, err error, stdout, stderr io.Writer) int {
 	if err != nil && m == nil {
 		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "published %s version %s (current)\ninfohash %s\nrootfs %d bytes, %d pieces of %d KiB\n",
-		m.Name, m.Version, m.InfoHash, m.Files[catalog.FileRootfs].Size, m.Pieces, m.PieceLength>>10)
+	state := "current"
+	if cur, cerr := cat.Current(m.Name); cerr == nil && cur.Version != m.Version {
+		state = "staged; current is " + cur.Version
+	}
+	fmt.Fprintf(stdout, "published %s version %s (%s)\ninfohash %s\nrootfs %d bytes, %d pieces of %d KiB\n",
+		m.Name, m.Version, state, m.InfoHash, m.Files[catalog.FileRootfs].Size, m.Pieces, m.PieceLength>>10)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: published, but: %v\n", cmd, err)
 	}
@@ -120,6 +137,7 @@ func imageBuild(args []string, stdout, stderr io.Writer) int {
 	kernel := fs.String("kernel", "", "kernel image to use instead of the root's newest /boot/vmlinuz-*")
 	modules := fs.String("modules", "", "module tree to use instead of the root's lib/modules/RELEASE")
 	keep := fs.Int("keep", catalog.DefaultKeep, "versions to keep")
+	noCurrent := fs.Bool("no-current", false, "publish without making the version current (stage it for moobi rollout)")
 	level := fs.Int("zstd-level", builder.DefaultZstdLevel, "squashfs zstd compression level, 1 (fastest) to 22 (smallest)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -146,12 +164,12 @@ func imageBuild(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	start := time.Now()
 	r, err := builder.Build(ctx, cat, *name, builder.Options{Source: src, Kernel: *kernel, Modules: *modules, ZstdLevel: *level,
-		WorkDir: inv.Appliance.DataDir, Log: stderr, Publish: publishOptions(inv, *version, *keep)})
+		WorkDir: inv.Appliance.DataDir, Log: stderr, Publish: publishOptions(inv, *name, *version, *keep, *noCurrent)})
 	var m *catalog.Manifest
 	if r != nil {
 		m = r.Manifest
 	}
-	if code := printPublished("moobi image build", m, err, stdout, stderr); code != 0 {
+	if code := printPublished("moobi image build", cat, m, err, stdout, stderr); code != 0 {
 		return code
 	}
 	fmt.Fprintf(stdout, "kernel %s (%s)\n", r.Kernel.Name, r.Kernel.Release)

@@ -32,7 +32,7 @@ const usage = `usage: moobi <command> [flags]
 commands:
   serve    --config hosts.yaml   run the appliance
   check    --config hosts.yaml   validate an inventory
-  image add --config hosts.yaml --name NAME --kernel FILE --rootfs FILE [--modules DIR] [--version V]
+  image add --config hosts.yaml --name NAME --kernel FILE --rootfs FILE [--modules DIR] [--version V] [--no-current]
   image list --config hosts.yaml
   node fetch --server URL --mac MAC --dir DIR [--pubkey FILE] [--seed-for DURATION]
   status   --server URL          the nodes and their boot state
@@ -40,6 +40,8 @@ commands:
                                  build the node initramfs, carrying the boot signing public key
   power status|on|off|cycle|pxe [--server URL] [--token-file FILE] [--config hosts.yaml] TARGET...
                                  drive the targets' BMCs through the appliance (TARGET: host, glob, profile:NAME, all)
+  rollout start|status|pause|resume|abort
+                                 move hosts to an image version in batches, through the appliance (see moobi rollout)
   version                        print the version
 `
 
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return status(args[1:], stdout, stderr)
 	case "power":
 		return powerCmd(args[1:], stdout, stderr)
+	case "rollout":
+		return rolloutCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "moobi", version)
 		return 0

@@ -52,6 +52,7 @@ func status(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printStatus(stdout, list, time.Now())
+	activeRollouts(ctx, strings.TrimRight(*server, "/"), req.Header.Get("Authorization"), stdout, stderr)
 	return 0
 }
 

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -44,10 +45,17 @@ type PublishOptions struct {
 	// is read twice (copied and hashed, then hashed into torrent pieces), 2
 	// times its size in all.
 	Progress *atomic.Int64
+	// NoCurrent publishes the version without making it current (staged),
+	// unless the image has no current version yet.
+	NoCurrent bool
+	// Protect lists versions pruning never removes (those hosts are
+	// pinned to), besides the current one.
+	Protect []string
 }
 
-// Publish copies src into a new version of image name, makes it current and
-// prunes old versions, atomically and crash-safely (see the package
+// Publish copies src into a new version of image name, makes it current
+// (unless o.NoCurrent and the image has a current version) and prunes old
+// versions, atomically and crash-safely (see the package
 // documentation). It refuses a rootfs that is not squashfs and a version that
 // exists. If only pruning fails, the new version is published and current,
 // and Publish returns its manifest together with the error.
@@ -125,11 +133,14 @@ func (c *Catalog) Publish(ctx context.Context, name string, src Sources, o Publi
 		return nil, err
 	}
 	crashPoint("renamed")
-	if err := switchCurrent(dir, version); err != nil {
-		return nil, err
+	_, curErr := c.resolve(name, Current)
+	if !o.NoCurrent || errors.Is(curErr, ErrNotFound) {
+		if err := switchCurrent(dir, version); err != nil {
+			return nil, err
+		}
 	}
 	crashPoint("switched")
-	_, err = c.prune(name, o.Keep)
+	_, err = c.prune(name, o.Keep, o.Protect...)
 	crashPoint("pruned")
 	if err != nil {
 		return m, fmt.Errorf("published %s version %s, but pruning failed: %w", name, version, err)
@@ -277,7 +288,7 @@ func (c *Catalog) Prune(name string, keep int) ([]string, error) {
 
 // prune does Prune's work; the caller holds the image's lock. Versions are
 // first renamed to .deleting-VERSION, so that none is ever seen half-deleted.
-func (c *Catalog) prune(name string, keep int) ([]string, error) {
+func (c *Catalog) prune(name string, keep int, protect ...string) ([]string, error) {
 	dir := filepath.Join(c.Root, name)
 	ms, err := c.versions(name)
 	if err != nil {
@@ -289,7 +300,7 @@ func (c *Catalog) prune(name string, keep int) ([]string, error) {
 	}
 	var doomed []string
 	for i := 0; i < len(ms)-keep; i++ { // ms is oldest first
-		if v := ms[i].Version; v != cur {
+		if v := ms[i].Version; v != cur && !slices.Contains(protect, v) {
 			doomed = append(doomed, v)
 		}
 	}
