@@ -25,6 +25,10 @@ import (
 	"moobi/images/catalog"
 	"moobi/inventory"
 	"moobi/nodes"
+	"moobi/power"
+	"moobi/power/fleet"
+	"moobi/power/poller"
+	"moobi/rollout"
 )
 
 // chromium is Debian's browser, which the browser test drives.
@@ -39,10 +43,25 @@ var testHosts = []struct{ Name, MAC string }{
 
 const imageSize = 4 << 20 // the test image's root filesystem, in bytes
 
+// browserAppliance is the appliance the browser test loads the dashboard
+// from, with what the test drives of it.
+type browserAppliance struct {
+	URL   string
+	Loads *atomic.Int32 // loads of the page
+	// Power reads BMCs: a stub per host, by host name (rack1-node03's
+	// never answers).
+	Power *poller.Poller
+	BMCs  map[string]*stubBMC
+	// Rollouts is a real rollout runner over stub power and node views.
+	Rollouts *rollout.Runner
+	Cycled   *stubPower
+	Seen     *stubNodes
+}
+
 // applianceForBrowser starts a real appliance HTTP service (inventory of
-// testHosts, an image "web" v1 in the catalog, the dashboard) and returns
-// its URL and a count of the page's loads.
-func applianceForBrowser(t *testing.T) (string, *atomic.Int32) {
+// testHosts, each with a BMC; an image "web" v1 in the catalog; the BMC
+// power poller over stub BMCs; a rollout runner; the dashboard).
+func applianceForBrowser(t *testing.T) *browserAppliance {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range map[string]string{"vmlinuz": "MZ kernel", "rescue.cpio.gz": "initrd"} {
@@ -64,8 +83,11 @@ profiles:
     cmdline: console=ttyS0
 hosts:
 `)
-	for _, h := range testHosts {
-		fmt.Fprintf(&yaml, "  %s:\n    mac: %s\n    profile: rescue\n", h.Name, h.MAC)
+	for i, h := range testHosts {
+		fmt.Fprintf(&yaml, "  %s:\n    mac: %s\n    profile: rescue\n    bmc: {type: ipmi, address: 10.99.1.%d, user: admin, password_file: bmc.pw}\n", h.Name, h.MAC, i+1)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bmc.pw"), []byte("bmc-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "hosts.yaml")
 	if err := os.WriteFile(file, []byte(yaml.String()), 0o644); err != nil {
@@ -94,7 +116,40 @@ hosts:
 		t.Fatal(err)
 	}
 
-	var loads atomic.Int32
+	a := &browserAppliance{Loads: &atomic.Int32{}, BMCs: map[string]*stubBMC{}, Cycled: &stubPower{}, Seen: &stubNodes{}}
+	byAddr := map[string]*stubBMC{}
+	for i, h := range testHosts {
+		b := &stubBMC{state: power.On}
+		if i == 2 {
+			b.set(power.Unknown, fmt.Errorf("no answer: %w", power.ErrUnreachable))
+		}
+		a.BMCs[h.Name], byAddr[fmt.Sprintf("10.99.1.%d", i+1)] = b, b
+	}
+	a.Power = &poller.Poller{
+		Inventory: func() *inventory.Inventory { return inv },
+		Open:      func(b *inventory.BMC) (power.Controller, error) { return byAddr[b.Address], nil },
+	}
+	a.Power.Poll(context.Background())
+	a.Rollouts = &rollout.Runner{
+		Path:    filepath.Join(dir, "state", rollout.FileName),
+		Power:   a.Cycled,
+		Nodes:   a.Seen,
+		Catalog: twoVersions{},
+		// The rollouts take the hosts as booting image web.
+		Inventory: func() ([]power.Host, map[string]string) {
+			hosts := fleet.Hosts(inv)
+			imageOf := map[string]string{}
+			for _, h := range hosts {
+				imageOf[h.Name] = "web"
+			}
+			return hosts, imageOf
+		},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if err := a.Rollouts.Load(); err != nil {
+		t.Fatal(err)
+	}
+	loads := a.Loads
 	page := dashboard.Handler()
 	var base string
 	s := &httpd.Server{
@@ -107,6 +162,9 @@ hosts:
 		// current boots took from it: earlier boots count there too.
 		Uploaded:    func() map[string]int64 { return map[string]int64{"web": 9 << 20} },
 		SwarmCounts: func([20]byte) (int, int) { return 2, 1 },
+		PowerStates: a.Power.Readings,
+		Rollouts:    a.Rollouts,
+		Admin:       func(h http.Handler) http.Handler { return h }, // the test starts rollouts in Go
 		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/" {
 				loads.Add(1)
@@ -120,7 +178,8 @@ hosts:
 		srv.Close()
 	})
 	base = srv.URL
-	return srv.URL, &loads
+	a.URL = srv.URL
+	return a
 }
 
 // plain returns text from the page with its no-break spaces (between a
@@ -176,7 +235,8 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		t.Skipf("no Chromium at %s (set MOOBI_REQUIRE_ROOT_TESTS=1 to make this a failure)", chromium)
 	}
-	base, loads := applianceForBrowser(t)
+	app := applianceForBrowser(t)
+	base, loads := app.URL, app.Loads
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -245,6 +305,23 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	poll("the live indicator", `document.getElementById('conn').dataset.conn === 'live' && {}`)
 	run("mark the page", chromedp.Evaluate[chromedp.Void](`window.moobiTestMarker = 'same page'`))
+
+	// Each tile shows its host's power as the poller last read its BMC;
+	// rack1-node03's BMC does not answer.
+	powerExpr := `(() => {
+		const p = [...document.querySelectorAll('#rack [data-mac] .tile-power')];
+		return p.length === 3 && p.every((e) => !e.hidden && e.offsetWidth > 0) &&
+			Object.fromEntries(p.map((e) => [e.closest('[data-mac]').querySelector('.tile-name').textContent, e.dataset.power + ': ' + e.textContent]));
+	})()`
+	powerWant := map[string]any{"rack1-node01": "on: power on", "rack1-node02": "on: power on", "rack1-node03": "unknown: power unknown (unreachable)"}
+	if got := poll("the power of each tile", powerExpr); !reflect.DeepEqual(got, powerWant) {
+		t.Errorf("power on the tiles: %v, want %v", got, powerWant)
+	}
+	// rack1-node01 is switched off: the next round shows it, live.
+	app.BMCs["rack1-node01"].set(power.Off, nil)
+	app.Power.Poll(ctx)
+	powerWant["rack1-node01"] = "off: power off"
+	poll("rack1-node01 off", `(() => { const p = `+powerExpr+`; return p && p['rack1-node01'] === 'off: power off' && p; })()`)
 
 	// The node starts fetching: its tile follows without a reload.
 	node := testHosts[0].MAC
@@ -363,6 +440,8 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Errorf("swarm panel %q lacks %q", got["text"], s)
 		}
 	}
+
+	testRolloutPanel(t, ctx, app, poll)
 
 	if path := os.Getenv("MOOBI_SCREENSHOT"); path != "" {
 		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))

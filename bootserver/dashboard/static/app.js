@@ -3,8 +3,11 @@
 // The node list comes from GET /v1/nodes (when the page loads, after each
 // reconnection and every minute), every change from the server-sent events
 // of /v1/stream ("node": one node, "swarm": every image's swarm, "nodes":
-// the MACs listed after a reload, "hello": the appliance's clock). A node's
-// detail, with its event log, comes from GET /v1/nodes/{mac}.
+// the MACs listed after a reload, "hello": the appliance's clock, "power":
+// each BMC host's power reading, "rollouts": GET /v1/rollouts's JSON). A
+// node's detail, with its event log, comes from GET /v1/nodes/{mac}; the
+// rollouts also from GET /v1/rollouts, when the nodes are loaded
+// (rollouts.js draws them).
 //
 // Data from the appliance reaches the page only through textContent and
 // setAttribute, never as HTML.
@@ -115,6 +118,7 @@
       name: el('span', { class: 'tile-name' }),
       state: el('span', { class: 'badge tile-state' }),
       addr: el('span', { class: 'tile-line mono' }),
+      power: el('span', { class: 'tile-power' }),
       image: el('span', { class: 'tile-line tile-image' }),
       reason: el('span', { class: 'tile-reason' }),
       meter: el('span', { class: 'meter', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100 }),
@@ -123,7 +127,7 @@
       age: el('span', { class: 'tile-age' }),
     };
     t.meter.append(t.fill);
-    t.root.append(el('span', { class: 'tile-head' }, t.name, t.state), t.addr, t.image, t.reason, t.meter, t.progress, t.age);
+    t.root.append(el('span', { class: 'tile-head' }, t.name, t.state), t.addr, t.power, t.image, t.reason, t.meter, t.progress, t.age);
     t.root.addEventListener('click', () => (selected === mac ? closeDetail() : select(mac)));
     return t;
   }
@@ -134,6 +138,7 @@
     t.name.textContent = n.name || n.mac;
     t.state.textContent = n.state;
     t.addr.textContent = n.address || 'no address yet';
+    renderPower(t.power, n.power);
     t.image.textContent = n.image ? n.image + ' ' + (n.version || '') : '';
     t.image.hidden = !n.image;
     const why = n.state === 'failed' || n.state === 'degraded';
@@ -158,6 +163,41 @@
       t.age.setAttribute('data-prefix', 'updated ');
       t.age.textContent = 'updated ' + ago(updated);
       t.age.title = stamp(updated);
+    }
+  }
+
+  // powerFailing reports whether a power reading's last BMC read failed.
+  function powerFailing(p) {
+    const err = parseTime(p.error_time), checked = parseTime(p.checked);
+    return !!p.error && err !== null && (checked === null || err >= checked);
+  }
+
+  // renderPower shows a BMC host's power reading in e ("power on", "power
+  // unknown (unreachable)"); e is hidden for a host without a BMC.
+  function renderPower(e, p) {
+    e.hidden = !p;
+    if (!p) {
+      e.removeAttribute('data-power');
+      return;
+    }
+    e.setAttribute('data-power', p.state);
+    e.textContent = 'power ' + p.state + (powerFailing(p) ? ' (' + p.error + ')' : '');
+    const checked = parseTime(p.checked);
+    e.title = checked !== null ? 'read from the BMC at ' + stamp(checked) : 'the BMC has not answered yet';
+  }
+
+  // applyPower takes a "power" event: each BMC host's reading by name.
+  function applyPower(readings) {
+    if (!readings || typeof readings !== 'object') return;
+    for (const n of nodes.values()) {
+      const p = n.name ? readings[n.name] : undefined;
+      n.power = p && typeof p.state === 'string' ? p : undefined;
+      const t = tiles.get(n.mac);
+      if (t) renderPower(t.power, n.power);
+      if (detail && detail.mac === n.mac) {
+        detail.power = n.power;
+        renderDetail();
+      }
     }
   }
 
@@ -325,6 +365,11 @@
     const facts = [];
     const fact = (k, ...v) => facts.push(el('dt', null, k), el('dd', null, ...v));
     fact('Address', n.address || '—');
+    if (n.power) {
+      const p = el('span', { class: 'tile-power' });
+      renderPower(p, n.power);
+      fact('Power', p);
+    }
     fact('Image', n.image ? n.image + ' ' + (n.version || '') : '—');
     fact('Last event', n.last_event || '—');
     const updated = parseTime(n.updated);
@@ -473,6 +518,40 @@
     }));
   }
 
+  // ---- rollouts
+
+  let lastRollouts = '';
+
+  // renderRollouts draws GET /v1/rollouts's JSON (text), if it changed.
+  function renderRollouts(data) {
+    if (data === lastRollouts) return;
+    let list;
+    try {
+      list = JSON.parse(data);
+    } catch (e) {
+      return;
+    }
+    if (!list || typeof list !== 'object') return;
+    lastRollouts = data;
+    const rollouts = Array.isArray(list.rollouts) ? list.rollouts : [];
+    const shown = window.MoobiRollouts.render($('rollouts'), rollouts, { el, parseTime, agoSpan, plural });
+    $('rollouts-empty').textContent = 'No rollout yet: moobi rollout start IMAGE TARGET… starts one.';
+    $('rollouts-empty').hidden = shown > 0;
+  }
+
+  async function loadRollouts() {
+    try {
+      const r = await fetch('/v1/rollouts', { cache: 'no-store' });
+      if (r.status === 404) {
+        $('rollout-section').hidden = true; // an appliance without rollouts
+        return;
+      }
+      if (r.ok) renderRollouts(await r.text());
+    } catch (e) {
+      // The stream carries on; the next load tries again.
+    }
+  }
+
   // ---- the appliance
 
   // reconcile loads the whole node list: it drops nodes the appliance no
@@ -519,7 +598,10 @@
     stream = new EventSource('/v1/stream');
     stream.onopen = () => {
       setConn('live', 'live');
-      if (wasOpen) reconcile();
+      if (wasOpen) {
+        reconcile();
+        loadRollouts();
+      }
       wasOpen = true;
     };
     stream.onerror = () => {
@@ -539,6 +621,14 @@
       }
     });
     stream.addEventListener('swarm', (e) => renderSwarms(e.data));
+    stream.addEventListener('rollouts', (e) => renderRollouts(e.data));
+    stream.addEventListener('power', (e) => {
+      try {
+        applyPower(JSON.parse(e.data));
+      } catch (err) {
+        // A malformed event is skipped.
+      }
+    });
     // hello carries the appliance's clock; nodes the MACs of every node it
     // lists (at the start and after each inventory reload): others are gone.
     stream.addEventListener('hello', (e) => {
@@ -576,9 +666,11 @@
   });
 
   reconcile();
+  loadRollouts();
   connect();
   setInterval(tick, 1000);
   setInterval(reconcile, 60000);
+  setInterval(loadRollouts, 60000);
   const hash = decodeURIComponent(location.hash.slice(1));
   if (/^[0-9a-fA-F:.-]+$/.test(hash)) select(hash);
 })();
