@@ -45,6 +45,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./bootserver/adminauth
 	$(GO) test -run '^$$' -fuzz FuzzAnnounce -fuzztime $(FUZZTIME) ./images/tracker
 	$(GO) test -run '^$$' -fuzz FuzzParseCmdline -fuzztime $(FUZZTIME) ./initrd/node
+	$(GO) test -run '^$$' -fuzz FuzzParseAliases -fuzztime $(FUZZTIME) ./initrd/modload
+	$(GO) test -run '^$$' -fuzz FuzzParseDep -fuzztime $(FUZZTIME) ./initrd/modload
+	$(GO) test -run '^$$' -fuzz FuzzGlob -fuzztime $(FUZZTIME) ./initrd/modload
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSuggest -fuzztime $(FUZZTIME) ./images/swarm
 	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) ./bootsign
 	$(GO) test -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./bootsign

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/u-root/u-root/pkg/dhclient"
-	"github.com/u-root/u-root/pkg/kmodule"
 	"github.com/u-root/u-root/pkg/mount"
 	"github.com/u-root/u-root/pkg/mount/loop"
 	"github.com/vishvananda/netlink"
@@ -23,6 +20,7 @@ import (
 
 	"moobi/bootsign"
 	"moobi/initrd/fetch"
+	"moobi/initrd/modload"
 	"moobi/nodeapi"
 )
 
@@ -54,9 +52,9 @@ func Boot(log *slog.Logger) error {
 	log = log.With("mac", p.MAC.String(), "host", p.Hostname)
 	deadline := time.Now().Add(p.RebootAfter)
 	backoff := 2 * time.Second
-	var ifname string // the configured interface, kept across attempts
+	var st attemptState // kept across attempts
 	for attempt := 1; ; attempt++ {
-		err := attemptBoot(log, p, &ifname)
+		err := attemptBoot(log, p, &st)
 		log.Error("boot failed", "attempt", attempt, "err", err)
 		fmt.Fprintf(os.Stderr, "\nMOOBI: boot failed: %v\n", err)
 		if time.Now().After(deadline) {
@@ -69,22 +67,33 @@ func Boot(log *slog.Logger) error {
 	}
 }
 
-// attemptBoot makes one boot attempt. *ifname is the interface a previous
-// attempt configured: its lease is kept (the site DHCP server may be down
-// while the appliance is what failed), else it is set here.
-func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
+// attemptState is what boot attempts keep: the interface a previous
+// attempt configured (its lease is kept: the site DHCP server may be down
+// while the appliance is what failed) and the kernel modules' loading.
+type attemptState struct {
+	ifname string
+	mods   *modload.Run
+}
+
+// attemptBoot makes one boot attempt. The first one loads the network
+// drivers and configures the network; the other modules keep loading
+// meanwhile, and are waited for before the cache device is opened and
+// before the image is mounted.
+func attemptBoot(log *slog.Logger, p Params, st *attemptState) error {
 	ctx := context.Background()
 	// Boot configs are trusted only when signed with the appliance's key;
 	// without the key the node refuses to boot (once the appliance can be
 	// told why).
 	pub, keyErr := LoadKey(bootsign.InitramfsPath)
-	if *ifname == "" {
-		loadModules(log)
+	if st.mods == nil {
+		st.mods = modload.Start(moduleDir(), log)
+	}
+	if st.ifname == "" {
 		name, err := configureNetwork(ctx, log, p.MAC)
 		if err != nil {
 			return err // the appliance cannot be told: no network
 		}
-		*ifname = name
+		st.ifname = name
 		log.Info("network up", "interface", name)
 	}
 	opts := fetch.Options{Server: p.Server, MAC: p.MAC, Dir: cacheDir, Version: p.Version, BootToken: p.BootToken, PublicKey: pub, Log: log}
@@ -108,6 +117,9 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 			return err
 		}
 	}
+	if cfg.Cache != "" {
+		st.mods.Wait() // the cache device's driver
+	}
 	choice, err := prepareCache(cfg)
 	if err != nil {
 		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
@@ -127,6 +139,7 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 	}
 	fmt.Fprintf(os.Stderr, "MOOBI: %s %s verified: %d bytes, %d reused, %d from peers, %d from the appliance's seeder, %d from the web seed, %.1fs\n",
 		cfg.Image, cfg.Version, s.Stats.Size, s.Stats.Reused, s.Stats.FromPeers, s.Stats.FromApp, s.Stats.FromSeed, s.Stats.Duration.Seconds())
+	st.mods.Wait() // loop, squashfs, overlay
 	if err := mountImage(cache, p.Hostname); err != nil {
 		s.Close()
 		fetch.Report(ctx, opts, nodeapi.Event{State: nodeapi.StateFailed, Reason: err.Error()})
@@ -138,7 +151,7 @@ func attemptBoot(log *slog.Logger, p Params, ifname *string) error {
 		dev = cfg.Cache
 		devSize, _ = deviceSize(dev)
 	}
-	id, err := applyIdentity(log, newRoot, cfg, ov, *ifname, dev, devSize)
+	id, err := applyIdentity(log, newRoot, cfg, ov, st.ifname, dev, devSize)
 	if err != nil {
 		s.Close()
 		unmountImage()
@@ -188,37 +201,12 @@ func mountBasics() error {
 	return nil
 }
 
-// loadModules loads every module of the image's modules archive (NICs,
-// disks, loop, squashfs, overlay: only what a node needs was packed), with
-// their dependencies. Modules for absent hardware load and stay idle.
-func loadModules(log *slog.Logger) {
+// moduleDir is the module tree of the running kernel, where the image's
+// modules archive unpacks.
+func moduleDir() string {
 	var uts unix.Utsname
 	unix.Uname(&uts)
-	kver := unix.ByteSliceToString(uts.Release[:])
-	dep, err := os.Open(filepath.Join("/lib/modules", kver, "modules.dep"))
-	if err != nil {
-		log.Warn("no modules archive for this kernel; relying on built-in drivers", "kernel", kver, "err", err)
-		return
-	}
-	defer dep.Close()
-	prober, err := kmodule.NewProber(kmodule.ProbeOpts{})
-	if err != nil {
-		log.Warn("modules", "err", err)
-		return
-	}
-	loaded := 0
-	sc := bufio.NewScanner(dep)
-	for sc.Scan() {
-		path, _, _ := strings.Cut(sc.Text(), ":")
-		if _, err := os.Stat(filepath.Join("/lib/modules", kver, path)); err != nil {
-			continue // listed in modules.dep but not packed
-		}
-		name := strings.TrimSuffix(filepath.Base(path), ".ko")
-		if err := prober.Probe(name, ""); err == nil {
-			loaded++
-		}
-	}
-	log.Info("kernel modules loaded", "count", loaded, "kernel", kver)
+	return filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]))
 }
 
 // dhcpRounds is how many DHCP exchanges (each with its own retries) one
