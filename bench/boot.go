@@ -102,7 +102,8 @@ var bootMilestones = []struct{ key, label string }{
 	{"linux", "Linux's console up (first kernel line on ttyS0)"},
 	{"init", "/init started (console: `Run /init as init process`)"},
 	{"marker", "reference initramfs prints its marker (console)"},
-	{"modules", "node client: kernel modules loaded (console)"},
+	{"modules", "node client: network drivers loaded (console; before they loaded first, every module)"},
+	{"modules-all", "node client: every kernel module loaded (console)"},
 	{"config", "node client: signed boot config verified (console)"},
 	{"fetching", "node client reports fetching (moobi)"},
 	{"verified", "image downloaded and verified (moobi)"},
@@ -381,10 +382,13 @@ hosts:
 	}
 	markers := moobiConsoleMarkers
 	if a.debian != nil {
-		markers = map[string]string{"modules": moobiConsoleMarkers["modules"], "config": moobiConsoleMarkers["config"], "target": bootDebianTarget}
+		markers = map[string]string{"modules": moobiConsoleMarkers["modules"], "modules-all": moobiConsoleMarkers["modules-all"], "config": moobiConsoleMarkers["config"], "target": bootDebianTarget}
 	}
 	for k, t := range consoleMilestones(lines, markers) {
 		at[k] = t
+	}
+	if _, ok := at["modules"]; !ok && !at["modules-all"].IsZero() {
+		at["modules"] = at["modules-all"] // a node client that loads every module before the network
 	}
 	r.phases = node.Phases
 	r.at = bootSince(at, start)
@@ -394,9 +398,10 @@ hosts:
 // moobiConsoleMarkers are the node client's and the image's console lines
 // worth a milestone.
 var moobiConsoleMarkers = map[string]string{
-	"modules": `msg="kernel modules loaded"`,
-	"config":  `msg="boot config verified"`,
-	"image":   lab.ImageMarker,
+	"modules":     `msg="network modules loaded"`,
+	"modules-all": `msg="kernel modules loaded"`,
+	"config":      `msg="boot config verified"`,
+	"image":       lab.ImageMarker,
 }
 
 // moobiLogMilestones finds in the appliance's log when the host's script

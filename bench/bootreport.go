@@ -53,9 +53,10 @@ var bootPhaseRows = []struct{ label, from, to string }{
 	{"  of which iPXE hand-over → Linux's console up (decompression, early start)", "fetched", "linux"},
 	{"  of which Linux's console → /init (initramfs unpacked)", "linux", "init"},
 	{"  of which /init → marker (reference)", "init", "marker"},
-	{"  of which /init → modules loaded (moobi)", "init", "modules"},
-	{"  of which → boot config verified (moobi: DHCP, signed boot config)", "modules", "config"},
+	{"  of which /init → network drivers loaded (moobi)", "init", "modules"},
+	{"  of which → boot config verified (moobi: DHCP, signed boot config; other modules load meanwhile)", "modules", "config"},
 	{"  of which → node client reports fetching (moobi: torrent set-up)", "config", "fetching"},
+	{"  /init → every kernel module loaded (moobi; overlaps the rows above and below)", "init", "modules-all"},
 	{"`fetching`: image over BitTorrent, verified", "fetching", "verified"},
 	{"`verified`: mount, switch_root → `running`", "verified", "running"},
 }
