@@ -25,6 +25,13 @@ type BootConfig struct {
 	// Size and SHA256 describe the root filesystem the torrent carries.
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Pieces is the URL of each piece's SHA-256 (32 bytes a piece, in the
+	// torrent's piece length), and PiecesSHA256 that list's SHA-256: the
+	// node checks each piece against it as it arrives, instead of the
+	// torrent's SHA-1 and a whole-file pass over SHA256. Empty for images
+	// published without the list.
+	Pieces       string `json:"pieces,omitempty"`
+	PiecesSHA256 string `json:"pieces_sha256,omitempty"`
 	// WebSeed is the HTTP URL of the root filesystem itself (BEP 19), used
 	// when no peer can serve.
 	WebSeed string `json:"webseed"`
@@ -89,6 +96,8 @@ func (c *BootConfig) Validate() error {
 		return fmt.Errorf("boot config: size %d is not positive", c.Size)
 	case len(c.SHA256) != 64 || !isHex(c.SHA256):
 		return fmt.Errorf("boot config: sha256 %q is not 64 hex digits", c.SHA256)
+	case c.PiecesSHA256 != "" && (c.Pieces == "" || len(c.PiecesSHA256) != 64 || !isHex(c.PiecesSHA256)):
+		return fmt.Errorf("boot config: pieces needs a url and a pieces_sha256 of 64 hex digits")
 	case c.MachineID != "" && (len(c.MachineID) != 32 || !isHex(c.MachineID)):
 		return fmt.Errorf("boot config: machine_id %q is not 32 hex digits", c.MachineID)
 	case c.Overlay != nil && (c.Overlay.URL == "" || len(c.Overlay.SHA256) != 64 || !isHex(c.Overlay.SHA256)):

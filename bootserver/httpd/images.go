@@ -2,10 +2,12 @@ package httpd
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/anacrolix/torrent/bencode"
 
@@ -88,6 +90,13 @@ func (s *Server) bootConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg := BootConfig(h, p, m, s.BaseURL())
+	// Each piece's SHA-256, for versions published with the list.
+	if sum, err := s.Catalog.PiecesSHA256(m.Name, m.Version); err == nil {
+		cfg.Pieces = strings.TrimSuffix(cfg.WebSeed, catalog.FileRootfs) + catalog.FilePieces
+		cfg.PiecesSHA256 = sum
+	} else if !errors.Is(err, catalog.ErrNotFound) {
+		s.Log.Warn("piece sums unreadable: the node checks the torrent's pieces and the whole image", "image", m.Name, "version", m.Version, "err", err)
+	}
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	if err := s.withOverlay(&cfg, OverlaySpec(h, p, m, ip, s.BaseURL())); err != nil {
 		s.Log.Error("render overlay", "mac", h.MAC.String(), "name", h.Name, "err", err)

@@ -2,8 +2,10 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -35,8 +37,8 @@ func PieceLength(size int64) int64 {
 }
 
 // makeTorrent builds the single-file, private torrent of the file at path
-// (which has size bytes), named "rootfs". The bytes hashed are added to
-// read, if not nil.
+// (which has size bytes), named "rootfs", and writes FilePieces beside the
+// file in the same pass. The bytes hashed are added to read, if not nil.
 func makeTorrent(ctx context.Context, path string, size int64, created time.Time, announce, webSeed string, read *atomic.Int64) (*metainfo.MetaInfo, *metainfo.Info, error) {
 	private := true
 	info := &metainfo.Info{
@@ -45,6 +47,7 @@ func makeTorrent(ctx context.Context, path string, size int64, created time.Time
 		PieceLength: PieceLength(size),
 		Private:     &private,
 	}
+	sums := newPieceSums(info.PieceLength)
 	err := info.GeneratePieces(func(metainfo.FileInfo) (io.ReadCloser, error) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -53,13 +56,19 @@ func makeTorrent(ctx context.Context, path string, size int64, created time.Time
 		return struct {
 			io.Reader
 			io.Closer
-		}{ctxReader{ctx, f, read}, f}, nil
+		}{io.TeeReader(ctxReader{ctx, f, read}, sums), f}, nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
+	}
+	if _, err := createSynced(filepath.Join(filepath.Dir(path), FilePieces), func(w io.Writer) error {
+		_, err := w.Write(sums.Sums())
+		return err
+	}); err != nil {
+		return nil, nil, fmt.Errorf("piece sums: %w", err)
 	}
 	ib, err := bencode.Marshal(info)
 	if err != nil {

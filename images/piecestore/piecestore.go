@@ -16,8 +16,10 @@ package piecestore
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"sync"
@@ -39,6 +41,9 @@ type File struct {
 	Trusted bool
 	// OnPiece, if set, is called when a piece is marked complete or not.
 	OnPiece func(piece int, complete bool)
+	// SHA256, if set, holds each piece's SHA-256: pieces are checked
+	// against it instead of the torrent's SHA-1 (see checkedPiece).
+	SHA256 [][sha256.Size]byte
 
 	mu      sync.Mutex
 	torrent *fileTorrent
@@ -82,6 +87,10 @@ func (f *File) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Ha
 			return storage.TorrentImpl{}, fmt.Errorf("piecestore: size %s: %w", f.Path, err)
 		}
 	}
+	if f.SHA256 != nil && len(f.SHA256) != info.NumPieces() {
+		fh.Close()
+		return storage.TorrentImpl{}, fmt.Errorf("piecestore: %d piece sums for a torrent of %d pieces", len(f.SHA256), info.NumPieces())
+	}
 	t := &fileTorrent{f: f, fh: fh, info: info, state: make([]g.Option[bool], info.NumPieces())}
 	for i := range t.state {
 		switch {
@@ -96,7 +105,11 @@ func (f *File) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Ha
 	f.mu.Unlock()
 	return storage.TorrentImpl{
 		Piece: func(p metainfo.Piece) storage.PieceImpl {
-			return &piece{t: t, index: p.Index(), off: p.Offset(), len: p.Length()}
+			pc := piece{t: t, index: p.Index(), off: p.Offset(), len: p.Length()}
+			if f.SHA256 != nil {
+				return &checkedPiece{piece: pc, want: f.SHA256[pc.index], v1: p.V1Hash().UnwrapOr(metainfo.Hash{})}
+			}
+			return &pc
 		},
 		Close: t.close,
 	}, nil
@@ -210,4 +223,48 @@ func (p *piece) Completion() storage.Completion {
 	defer p.t.mu.Unlock()
 	s := p.t.state[p.index]
 	return storage.Completion{Ok: s.Ok, Complete: s.Ok && s.Value}
+}
+
+// checkedPiece is a piece checked against its SHA-256 in File.SHA256. It
+// implements storage.SelfHashing: anacrolix/torrent (v1.61.0,
+// Torrent.hashPiece) then calls SelfHash instead of computing the piece's
+// SHA-1, and keeps the piece if what SelfHash returns is the torrent's
+// SHA-1 for it. So each byte is hashed once, with SHA-256. The library's
+// smart ban (which of several peers sent a failed piece's bad block) needs
+// its own hashing and does not run for such pieces; a failed piece is
+// still discarded and fetched again.
+type checkedPiece struct {
+	piece
+	want [sha256.Size]byte
+	v1   metainfo.Hash // the torrent's SHA-1 of the piece
+}
+
+var _ storage.SelfHashing = (*checkedPiece)(nil)
+
+// SelfHash returns the torrent's SHA-1 for the piece if the piece's bytes
+// have the SHA-256 in File.SHA256, and a different hash otherwise.
+func (p *checkedPiece) SelfHash() (metainfo.Hash, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(p.t.fh, p.t.f.Offset+p.off, p.len)); err != nil {
+		return metainfo.Hash{}, fmt.Errorf("piecestore: hash piece %d: %w", p.index, err)
+	}
+	if [sha256.Size]byte(h.Sum(nil)) == p.want {
+		return p.v1, nil
+	}
+	bad := p.v1
+	bad[0] ^= 0xff
+	return bad, nil
+}
+
+// ParseSums reads a list of piece SHA-256s (32 bytes a piece, in order)
+// for a torrent of n pieces.
+func ParseSums(b []byte, n int) ([][sha256.Size]byte, error) {
+	if n <= 0 || len(b)%sha256.Size != 0 || len(b)/sha256.Size != n {
+		return nil, fmt.Errorf("piece sums: %d bytes, want %d bytes (32 each) for %d pieces", len(b), int64(n)*sha256.Size, n)
+	}
+	out := make([][sha256.Size]byte, n)
+	for i := range out {
+		out[i] = [sha256.Size]byte(b[i*sha256.Size:])
+	}
+	return out, nil
 }

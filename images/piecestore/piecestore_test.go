@@ -3,12 +3,14 @@ package piecestore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +187,97 @@ func TestFreshPieces(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sums is the SHA-256 of each pieceLen piece of data.
+func sums(data []byte) [][sha256.Size]byte {
+	var out [][sha256.Size]byte
+	for off := 0; off < len(data); off += pieceLen {
+		out = append(out, sha256.Sum256(data[off:min(off+pieceLen, len(data))]))
+	}
+	return out
+}
+
+// TestCheckedPieces: with File.SHA256 set, the list decides which pieces
+// are complete, not the torrent's SHA-1: bytes that match their SHA-256
+// are kept, others are not, and a list of the wrong length is refused.
+func TestCheckedPieces(t *testing.T) {
+	const pieces = 8
+	path, data, ib, ih := swarmtest.Image(t, t.TempDir(), pieces*pieceLen-100, pieceLen)
+	other := bytes.Clone(data)
+	other[2*pieceLen+9] ^= 0x40 // piece 2 differs from the torrent's
+	garbled := bytes.Clone(data)
+	garbled[6*pieceLen] ^= 0x01 // piece 6 differs from both lists
+	for _, tc := range []struct {
+		name     string
+		file     []byte
+		list     [][sha256.Size]byte
+		complete func(i int) bool
+	}{
+		{"the image and its list", data, sums(data), func(i int) bool { return true }},
+		{"the image, one piece of the list wrong", data, sums(other), func(i int) bool { return i != 2 }},
+		{"another piece and the list that matches it", other, sums(other), func(i int) bool { return true }},
+		{"a garbled piece", garbled, sums(data), func(i int) bool { return i != 6 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "cache")
+			if err := os.WriteFile(p, tc.file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tor := swarmtest.Add(t, newClient(t), ib, ih, &File{Path: p, SHA256: tc.list})
+			if err := tor.VerifyData(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range pieces {
+				if got, want := tor.PieceState(i).Complete, tc.complete(i); got != want {
+					t.Errorf("piece %d complete=%v, want %v", i, got, want)
+				}
+			}
+		})
+	}
+	var info metainfo.Info
+	if err := bencode.Unmarshal(ib, &info); err != nil {
+		t.Fatal(err)
+	}
+	st := &File{Path: path, ReadOnly: true, SHA256: sums(data)[:pieces-1]}
+	if _, err := st.OpenTorrent(context.Background(), &info, ih); err == nil || !strings.Contains(err.Error(), "7 piece sums for a torrent of 8 pieces") {
+		t.Fatalf("a short list: %v", err)
+	}
+}
+
+// TestCheckedDownload: a leecher checking pieces against their SHA-256
+// downloads the image from a seeder.
+func TestCheckedDownload(t *testing.T) {
+	path, data, ib, ih := swarmtest.Image(t, t.TempDir(), 20*pieceLen+77, pieceLen)
+	seeder := newClient(t)
+	swarmtest.Add(t, seeder, ib, ih, &File{Path: path, ReadOnly: true, Trusted: true})
+	dst := filepath.Join(t.TempDir(), "cache")
+	tor := swarmtest.Add(t, newClient(t), ib, ih, &File{Path: dst, SHA256: sums(data)})
+	tor.DownloadAll()
+	fetchFrom(t, tor, seeder)
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, data) {
+		t.Fatal("downloaded file differs from the image")
+	}
+}
+
+func TestParseSums(t *testing.T) {
+	b := bytes.Repeat([]byte{7}, 3*sha256.Size)
+	if s, err := ParseSums(b, 3); err != nil || len(s) != 3 || s[2][31] != 7 {
+		t.Fatalf("ParseSums: %v, %v", s, err)
+	}
+	for _, n := range []int{0, 2, 4} {
+		if _, err := ParseSums(b, n); err == nil {
+			t.Errorf("%d bytes read as %d pieces' sums", len(b), n)
+		}
+	}
+}
+
+func FuzzParseSums(f *testing.F) {
+	f.Add(bytes.Repeat([]byte{1}, 64), 2)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		s, err := ParseSums(b, n)
+		if err == nil && (len(s) != n || len(b) != n*sha256.Size) {
+			t.Fatalf("%d bytes parsed as %d sums for %d pieces", len(b), len(s), n)
+		}
+	})
 }

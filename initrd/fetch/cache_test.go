@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +51,45 @@ func TestCacheNotTrusted(t *testing.T) {
 				t.Fatal("the cache does not hold the image")
 			}
 		})
+	}
+}
+
+// TestPieceSums: with each piece's SHA-256 in the boot config, a fetch
+// checks pieces against them (a corrupted cache piece is fetched again, the
+// rest reused) and skips the whole-file pass; a list other than the one
+// the signed config pins is refused before anything is downloaded.
+func TestPieceSums(t *testing.T) {
+	a := newFakeAppliance(t, 4<<20)
+	a.pieces = true
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := Fetch(ctx, opts(a, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.store.SHA256 == nil {
+		t.Error("the fetch did not use the piece sums")
+	}
+	s.Close()
+	f, _ := os.OpenFile(s.Path, os.O_WRONLY, 0)
+	f.WriteAt([]byte{0xde, 0xad}, 3<<20+5)
+	f.Close()
+	s, err = Fetch(ctx, opts(a, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if want := int64(len(a.rootfs)) - 256<<10; s.Stats.Reused != want {
+		t.Errorf("reused %d bytes, want %d (all but the corrupted piece)", s.Stats.Reused, want)
+	}
+	if got, _ := os.ReadFile(s.Path); !bytes.Equal(got, a.rootfs) {
+		t.Fatal("corrupted cache not repaired")
+	}
+
+	a.badPieces = true
+	_, err = Fetch(ctx, opts(a, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "piece sums "+a.srv.URL+"/pieces: sha256 ") {
+		t.Fatalf("a list other than the signed one: %v", err)
 	}
 }

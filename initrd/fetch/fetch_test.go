@@ -58,6 +58,9 @@ type fakeAppliance struct {
 	// eventsDown makes event posts fail with 503, as an appliance that is
 	// restarting would.
 	eventsDown bool
+	// pieces makes the boot config name each piece's SHA-256 (/pieces);
+	// badPieces makes /pieces serve a list other than the signed one.
+	pieces, badPieces bool
 }
 
 func (a *fakeAppliance) pub() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
@@ -94,13 +97,18 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 		if a.tracker != nil {
 			tracker = a.srv.URL + "/announce"
 		}
-		body, _ := json.Marshal(nodeapi.BootConfig{
+		cfg := nodeapi.BootConfig{
 			Name: "node01", MAC: r.PathValue("mac"), Image: "web", Version: "v1",
 			Torrent: a.srv.URL + "/t", InfoHash: mi.HashInfoBytes().HexString(),
 			Size: int64(size), SHA256: hex.EncodeToString(sum[:]),
 			WebSeed: a.srv.URL + "/rootfs", Tracker: tracker,
 			Nonce: r.Header.Get(nodeapi.NonceHeader), Boot: r.Header.Get(boottoken.Header),
-		})
+		}
+		if a.pieces {
+			ps := sha256.Sum256(pieceSums(a.rootfs))
+			cfg.Pieces, cfg.PiecesSHA256 = a.srv.URL+"/pieces", hex.EncodeToString(ps[:])
+		}
+		body, _ := json.Marshal(cfg)
 		body = append(body, '\n')
 		header := bootsign.NewSigner(a.key).Sign(body)
 		if a.doctor != nil {
@@ -118,6 +126,15 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 		t := a.torrent
 		a.mu.Unlock()
 		w.Write(t)
+	})
+	mux.HandleFunc("GET /pieces", func(w http.ResponseWriter, r *http.Request) {
+		list := pieceSums(a.rootfs)
+		a.mu.Lock()
+		if a.badPieces {
+			list[0] ^= 0xff
+		}
+		a.mu.Unlock()
+		w.Write(list)
 	})
 	mux.HandleFunc("GET /rootfs", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
@@ -159,6 +176,17 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 		w.WriteHeader(204)
 	})
 	return a
+}
+
+// pieceSums is the SHA-256 of each 256 KiB piece of data, as the catalog
+// writes them.
+func pieceSums(data []byte) []byte {
+	var out []byte
+	for off := 0; off < len(data); off += 256 << 10 {
+		s := sha256.Sum256(data[off:min(off+256<<10, len(data))])
+		out = append(out, s[:]...)
+	}
+	return out
 }
 
 type countWriter struct {

@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,9 +21,17 @@ import (
 // TestLyingPeer: the only peer in the swarm claims the whole image but
 // serves garbage (a corrupted copy it trusts without hashing). The node
 // finds every bad piece, drops what the liar sent, gets the image from the
-// web seed, and the image is right.
+// web seed, and the image is right: with the torrent's SHA-1 piece hashes
+// and with the signed piece SHA-256s.
 func TestLyingPeer(t *testing.T) {
+	for _, pieces := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pieces_sha256=%v", pieces), func(t *testing.T) { lyingPeer(t, pieces) })
+	}
+}
+
+func lyingPeer(t *testing.T, pieces bool) {
 	a := newFakeAppliance(t, 2<<20+333)
+	a.pieces = pieces
 	a.tracker = tracker.New(tracker.Options{Interval: time.Second, MinInterval: time.Second, Known: func([20]byte) bool { return true }})
 
 	// The liar: a real BitTorrent client seeding a corrupted copy.

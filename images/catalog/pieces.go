@@ -1,0 +1,73 @@
+package catalog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+)
+
+// FilePieces holds the SHA-256 of each piece of a version's rootfs, in the
+// torrent's piece length: 32 bytes a piece, in order. A node checks each
+// piece it receives against it (and the file itself against the boot
+// config's pieces_sha256), so that it hashes every byte once, with SHA-256.
+// Versions published before it existed have none.
+const FilePieces = "rootfs.pieces"
+
+// pieceSums computes the SHA-256 of each pieceLen-byte piece of what is
+// written to it.
+type pieceSums struct {
+	pieceLen int64
+	h        hash.Hash
+	n        int64 // bytes of the current piece so far
+	sums     []byte
+}
+
+func newPieceSums(pieceLen int64) *pieceSums {
+	return &pieceSums{pieceLen: pieceLen, h: sha256.New()}
+}
+
+func (p *pieceSums) Write(b []byte) (int, error) {
+	total := len(b)
+	for len(b) > 0 {
+		k := min(int64(len(b)), p.pieceLen-p.n)
+		p.h.Write(b[:k])
+		p.n += k
+		b = b[k:]
+		if p.n == p.pieceLen {
+			p.sums, p.n = p.h.Sum(p.sums), 0
+			p.h.Reset()
+		}
+	}
+	return total, nil
+}
+
+// Sums returns the list, the last (short) piece included.
+func (p *pieceSums) Sums() []byte {
+	if p.n > 0 {
+		p.sums, p.n = p.h.Sum(p.sums), 0
+		p.h.Reset()
+	}
+	return p.sums
+}
+
+// PiecesSHA256 returns the SHA-256 (hex) of a version's FilePieces; the
+// error wraps ErrNotFound for a version published without one.
+func (c *Catalog) PiecesSHA256(name, version string) (string, error) {
+	p, err := c.Path(name, version, FilePieces)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
