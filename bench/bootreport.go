@@ -44,7 +44,7 @@ func bootMedian(runs []bootRun, server string, fw lab.Firmware) (bootRun, bool) 
 
 // bootPhaseRows are the table's phases: appliance states, measured for the
 // reference between the same milestones.
-var bootPhaseRows = []struct{ label, from, to string }{
+var bootPhaseRows = []bootSpanRow{
 	{"power-on → first proxy DHCP answer (firmware starts, NIC ROM / PXE)", "", "dhcp"},
 	{"`dhcp`: → iPXE running (TFTP of the iPXE binary; BIOS: iPXE ROM fetches its script)", "dhcp", "ipxe"},
 	{"`firmware`: iPXE → kernel requested (script, HTTP)", "ipxe", "kernel"},
@@ -101,11 +101,7 @@ func bootReport(f *bootFlags, a *bootAssets, fws []lab.Firmware, runs []bootRun)
 		}
 		p("### %s (%s)\n\n", strings.ToUpper(fw.String()), map[lab.Firmware]string{lab.BIOS: "SeaBIOS, iPXE as the NIC's ROM", lab.UEFI: "OVMF's own PXE, then ipxe.efi over TFTP"}[fw])
 		p("| phase | moobi seconds | dnsmasq+HTTP seconds |\n|---|---:|---:|\n")
-		for _, row := range bootPhaseRows {
-			mv, mok := bootSpan(m, row.from, row.to)
-			dv, dok := bootSpan(d, row.from, row.to)
-			p("| %s | %s | %s |\n", row.label, bootCell(mv, mok), bootCell(dv, dok))
-		}
+		writeBootSpans(&w, bootPhaseRows, bootSpan, m, d)
 		mi, miok := m.at["init"]
 		di, diok := d.at["init"]
 		p("| **total to /init** | **%s** | **%s** |\n", bootCell(mi, miok), bootCell(di, diok))
@@ -120,16 +116,10 @@ func bootReport(f *bootFlags, a *bootAssets, fws []lab.Firmware, runs []bootRun)
 			}
 			p("| %s | %s | %s |\n", ms.label, bootCell(mv, mok), bootCell(dv, dok))
 		}
-		p("\nmoobi's timeline as the appliance recorded it (`GET /v1/nodes/%s`):\n\n| state | start (s after power-on) | seconds |\n|---|---:|---:|\n", bootMAC(fw))
-		for _, ph := range m.phases {
-			p("| %s | %.2f | %.2f |\n", ph.State, m.at[ph.State], ph.Seconds)
-		}
 		p("\n")
+		writeBootTimeline(&w, bootMAC(fw), m)
 	}
-	p("Every boot:\n\n| firmware | server | run | load at start (1 min) | /init | end |\n|---|---|---:|---|---:|---:|\n")
-	for _, r := range runs {
-		p("| %s | %s | %d | %s | %s | %.2f |\n", r.firmware, r.server, r.rep, strings.Fields(r.load + " ?")[0], bootCell(r.at["init"], r.at["init"] > 0), r.done())
-	}
+	writeEveryBoot(&w, runs)
 	p("\nmoobi's phases are the appliance's own timeline; the reference's come from dnsmasq's log (`PXE(br0) MAC proxy`, `sent FILE to ADDR`), stamped by the bench as each line arrives, nginx's access log (`$msec`, `$request_time`), " +
 		"and the serial console, each line stamped when the bench saw it (polled every 20 ms). Linux's console comes up when the kernel registers ttyS0, after decompression and early setup (printk's own clock is no use under TCG: it drifts from the host's). " +
 		"Under TCG every CPU-bound step (decompressing the kernel and the initramfs, hashing the image) is many times slower than on hardware.\n")
