@@ -189,6 +189,16 @@ func (m *Runner) step(ctx context.Context, id string, obs map[string]Observation
 	if len(act.Power) > 0 {
 		log.Info("rollout powering hosts into a network boot", "image", next.Image, "version", next.Version, "hosts", act.Power)
 		res := m.Power.PXE(ctx, act.Power)
+		if ctx.Err() != nil {
+			// The appliance is stopping: a call it cut short is no
+			// failure of the host, which stays powering and is checked
+			// again (and asked again if need be) after the restart.
+			for h, err := range res {
+				if err != nil {
+					delete(res, h)
+				}
+			}
+		}
 		m.mu.Lock()
 		cur := PowerDone(m.file.Rollouts[id], res, m.now())
 		m.file.Rollouts[id] = cur
@@ -337,17 +347,6 @@ func (m *Runner) Start(req Request) (Rollout, error) {
 	return r.Clone(), nil
 }
 
-// NewID names a rollout after its image and start time (UTC, to the
-// second), with a suffix if taken says the name is taken.
-func NewID(image string, now time.Time, taken func(string) bool) string {
-	base := image + "-" + now.UTC().Format("20060102-150405")
-	id := base
-	for i := 2; taken(id); i++ {
-		id = fmt.Sprintf("%s-%d", base, i)
-	}
-	return id
-}
-
 // Control applies a pause, resume or abort (Pause, Resume, Abort) to
 // rollout id and saves it. Errors wrap ErrNotFound or ErrState, or are
 // the state file's.
@@ -370,41 +369,4 @@ func (m *Runner) Control(id string, f func(Rollout, time.Time) (Rollout, error))
 	m.Log.Info("rollout state changed", "rollout", id, "state", string(next.State))
 	m.poke()
 	return next.Clone(), nil
-}
-
-// HostCounts returns how many hosts of running and paused rollouts are in
-// each host state (for moobi_rollout_hosts).
-func (m *Runner) HostCounts() map[string]int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := map[string]int{}
-	for _, s := range HostStates {
-		out[string(s)] = 0
-	}
-	for _, r := range m.file.Rollouts {
-		if !r.State.Active() {
-			continue
-		}
-		for _, b := range r.Batches {
-			for _, h := range b.Hosts {
-				out[string(h.State)]++
-			}
-		}
-	}
-	return out
-}
-
-// StateCounts returns how many rollouts are stored in each state (for
-// moobi_rollouts).
-func (m *Runner) StateCounts() map[string]int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := map[string]int{}
-	for _, s := range []State{Running, Paused, Succeeded, Failed, Aborted} {
-		out[string(s)] = 0
-	}
-	for _, r := range m.file.Rollouts {
-		out[string(r.State)]++
-	}
-	return out
 }

@@ -23,12 +23,16 @@ type fakeSite struct {
 	fail    map[string]bool // power fails
 	current string
 	pins    func(string) (Pin, bool)
+	onPower func() // called before PXE answers (a shutdown)
 }
 
 func (f *fakeSite) PXE(_ context.Context, hosts []string) map[string]error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]error{}
+	if f.onPower != nil {
+		f.onPower()
+	}
 	for _, h := range hosts {
 		f.powered = append(f.powered, h)
 		if f.fail[h] {
@@ -148,5 +152,23 @@ func TestRunnerStopsOnPowerFailures(t *testing.T) {
 	}
 	if _, err := m.Start(Request{Image: "web", Version: "v2", Targets: []string{"r1-n1"}}); err != nil {
 		t.Errorf("a rollout of hosts of a failed one: %v", err)
+	}
+}
+
+// A power call the appliance's shutdown cut short fails no host: it stays
+// powering, for the next start to check.
+func TestRunnerShutdownFailsNoHost(t *testing.T) {
+	site := &fakeSite{now: t0, obs: env().Observed, current: "v1", fail: map[string]bool{"r1-n1": true}}
+	m := newSite(t, filepath.Join(t.TempDir(), FileName), site)
+	r, err := m.Start(Request{Image: "web", Version: "v2", Targets: []string{"r1-n1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	site.onPower = cancel
+	m.Tick(ctx)
+	got, _ := m.Get(r.ID)
+	if got.State != Running || states(got)["r1-n1"] != Powering {
+		t.Errorf("after a cut-short power call: %s, hosts %v; want running, r1-n1 powering", got.State, states(got))
 	}
 }

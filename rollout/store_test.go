@@ -49,3 +49,35 @@ func TestLoadRefusesMismatchedID(t *testing.T) {
 		t.Error("a truncated file loaded")
 	}
 }
+
+// FuzzLoad: any state file loads or is refused, never panics, and what
+// loads saves and loads again the same.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(`{"generation": 3, "rollouts": {"r": {"id": "r", "image": "web", "version": "v2", "state": "running", "batch_timeout": "20m0s", "batches": [{"index": 0, "hosts": [{"name": "a", "state": "booting"}]}]}}, "pins": {"a": {"image": "web", "version": "v2"}}}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"rollouts": {"x": {"id": "y"}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), FileName)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st, err := Load(path)
+		if err != nil {
+			return
+		}
+		for id, r := range st.Rollouts {
+			st.Rollouts[id] = Restarted(r, t0)
+			Step(st.Rollouts[id], nil, t0)
+		}
+		if err := Save(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		again, err := Load(path)
+		if err != nil {
+			t.Fatalf("a saved state does not load: %v", err)
+		}
+		if again.Generation != st.Generation || len(again.Rollouts) != len(st.Rollouts) || len(again.Pins) != len(st.Pins) {
+			t.Errorf("round trip: %+v, then %+v", st, again)
+		}
+	})
+}

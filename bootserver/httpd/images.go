@@ -83,7 +83,7 @@ func (s *Server) bootConfig(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the request needs a "+nodeapi.NonceHeader+" header of 32 to 64 hex digits", http.StatusBadRequest)
 		return
 	}
-	m, err := s.manifestFor(p, r.URL.Query().Get("version"))
+	m, err := s.manifestFor(p, s.bootVersion(h, p, r.URL.Query().Get("version")))
 	if err != nil {
 		s.Log.Error("no image for boot config", "mac", h.MAC.String(), "image", p.Image, "err", err)
 		http.Error(w, "image "+p.Image+" has no current version", http.StatusNotFound)

@@ -55,7 +55,7 @@ func (s *Server) nodeOverlay(w http.ResponseWriter, r *http.Request) {
 	if !s.allowNode(w, r, h, "overlay") {
 		return
 	}
-	m, err := s.manifestFor(p, r.URL.Query().Get("version"))
+	m, err := s.manifestFor(p, s.bootVersion(h, p, r.URL.Query().Get("version")))
 	if err != nil {
 		http.Error(w, "image "+p.Image+" has no current version", http.StatusNotFound)
 		return

@@ -128,11 +128,17 @@ func BootVersion(image, asked string, pin rollout.Pin, pinned bool) string {
 	return ""
 }
 
-// pinnedVersion is BootVersion for a boot script: the host's pin.
-func (s *Server) pinnedVersion(h *inventory.Host, p *inventory.Profile) string {
+// bootVersion is BootVersion with the host's pin.
+func (s *Server) bootVersion(h *inventory.Host, p *inventory.Profile, asked string) string {
 	if s.Rollouts == nil {
-		return ""
+		return asked
 	}
 	pin, ok := s.Rollouts.Pin(h.Name)
-	return BootVersion(p.Image, "", pin, ok)
+	return BootVersion(p.Image, asked, pin, ok)
+}
+
+// pinnedVersion is the version a boot script names: the host's pin, else
+// "" (current).
+func (s *Server) pinnedVersion(h *inventory.Host, p *inventory.Profile) string {
+	return s.bootVersion(h, p, "")
 }
