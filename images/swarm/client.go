@@ -42,7 +42,11 @@ func NewClient(cfg *torrent.ClientConfig, lim admit.Limits) (*torrent.Client, er
 	case cfg.DisableIPv4:
 		network = "tcp6"
 	}
-	addr := net.JoinHostPort(cfg.ListenHost(network), strconv.Itoa(cfg.ListenPort))
+	host := ""
+	if cfg.ListenHost != nil {
+		host = cfg.ListenHost(network)
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort))
 	// BitTorrent connections manage their own keep-alives (as the library's
 	// listen config).
 	lc := net.ListenConfig{KeepAlive: -1}
