@@ -184,13 +184,22 @@ func bootsNext(host, image string, env Env) string {
 	return env.Current
 }
 
-// holds pins every host of image whose node runs a kept version other
-// than the one it would boot next to the version it runs: publishing a
-// version as current moves no host until a rollout does.
+// holds pins every host of image that has no pin yet and whose node runs
+// a kept version other than the current one to the version it runs:
+// publishing a version as current moves no host until a rollout does.
+// Hosts an active rollout holds are left to it.
 func holds(image, id string, env Env, now time.Time) map[string]Pin {
+	busy := map[string]bool{}
+	for _, r := range env.Rollouts {
+		if r.State.Active() {
+			for _, h := range r.Hosts() {
+				busy[h] = true
+			}
+		}
+	}
 	out := map[string]Pin{}
 	for _, h := range env.Hosts {
-		if env.ImageOf[h.Name] != image {
+		if _, pinned := env.Pins[h.Name]; pinned || busy[h.Name] || env.ImageOf[h.Name] != image {
 			continue
 		}
 		o := env.Observed[h.Name]

@@ -115,3 +115,27 @@ func TestPlanRefuses(t *testing.T) {
 		})
 	}
 }
+
+// A start holds no host another active rollout is moving, nor one pinned
+// already.
+func TestPlanHoldsLeaveOthersAlone(t *testing.T) {
+	e := env()
+	moving := mk(0, []string{"r2-n1"})
+	moving.ID = "web-1"
+	e.Rollouts = []Rollout{moving}
+	e.Pins["r2-n1"] = Pin{Image: "web", Version: "v2", Rollout: "web-1"}
+	e.Pins["r2-n2"] = Pin{Image: "web", Version: "v2"}
+	delete(e.Pins, "r2-n1")
+	_, holds, err := Plan(Request{Image: "web", Targets: []string{"r1-n1"}}, e, "id", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"r2-n1", "r2-n2"} {
+		if p, ok := holds[h]; ok {
+			t.Errorf("%s held on %s", h, p.Version)
+		}
+	}
+	if _, ok := holds["r1-n3"]; !ok {
+		t.Errorf("r1-n3 (runs v1, v2 current, no pin, no rollout) not held: %v", holds)
+	}
+}
