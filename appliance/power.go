@@ -7,16 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"moobi/bootserver/adminauth"
 	"moobi/bootserver/httpd"
-	"moobi/inventory"
 	"moobi/power"
 )
 
@@ -34,9 +30,7 @@ func powerCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("power", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", "hosts.yaml", "inventory file: gives the default --server and --token-file")
-	server := fs.String("server", "", "the appliance's HTTP root (default: http://127.0.0.1:http_port from --config)")
-	tokenFile := fs.String("token-file", "", "the admin token (default: data_dir/"+adminauth.File+" from --config)")
+	af := newAdminFlags(fs)
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up waiting for the appliance after this long")
 	targets, err := parseInterleaved(fs, args[1:])
 	if err != nil {
@@ -46,20 +40,7 @@ func powerCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "moobi power: name targets: host names, globs such as 'rack1-*', profile:NAME or all")
 		return 2
 	}
-	if *server == "" || *tokenFile == "" {
-		inv, err := inventory.Load(*config)
-		if err != nil {
-			fmt.Fprintf(stderr, "moobi power: --server and --token-file default from --config %s: %v\n", *config, err)
-			return 1
-		}
-		if *server == "" {
-			*server = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(inv.Appliance.HTTPPort))
-		}
-		if *tokenFile == "" {
-			*tokenFile = adminauth.Path(inv.Appliance.DataDir)
-		}
-	}
-	token, err := adminauth.ReadFile(*tokenFile)
+	server, token, err := af.resolve()
 	if err != nil {
 		fmt.Fprintln(stderr, "moobi power:", err)
 		return 1
@@ -67,7 +48,7 @@ func powerCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	body, _ := json.Marshal(httpd.PowerRequest{Action: string(action), Targets: targets})
-	url := strings.TrimRight(*server, "/") + "/v1/power"
+	url := server + "/v1/power"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		fmt.Fprintln(stderr, "moobi power:", err)
