@@ -387,9 +387,6 @@ hosts:
 	for k, t := range consoleMilestones(lines, markers) {
 		at[k] = t
 	}
-	if _, ok := at["modules"]; !ok && !at["modules-all"].IsZero() {
-		at["modules"] = at["modules-all"] // a node client that loads every module before the network
-	}
 	r.phases = node.Phases
 	r.at = bootSince(at, start)
 	return nil

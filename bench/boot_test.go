@@ -56,11 +56,13 @@ func TestConsoleMilestones(t *testing.T) {
 		want    map[string]string
 	}{
 		{"boot-console-moobi.log", moobiConsoleMarkers, map[string]string{
-			"linux":   "2026-11-25T23:28:52.686082959Z",
-			"init":    "2026-11-25T23:29:00.925380515Z",
-			"modules": "2026-11-25T23:29:10.725880529Z",
-			"config":  "2026-11-25T23:29:11.246476684Z",
-			"image":   "2026-11-25T23:29:44.023897059Z",
+			"linux": "2026-11-25T23:28:52.686082959Z",
+			"init":  "2026-11-25T23:29:00.925380515Z",
+			// A node client that loaded every module before the network.
+			"modules":     "2026-11-25T23:29:10.725880529Z",
+			"modules-all": "2026-11-25T23:29:10.725880529Z",
+			"config":      "2026-11-25T23:29:11.246476684Z",
+			"image":       "2026-11-25T23:29:44.023897059Z",
 		}},
 		{"boot-console-reference.log", map[string]string{"marker": bootMarker}, map[string]string{
 			"linux":  "2026-11-25T23:30:02.075648178Z",
@@ -194,5 +196,21 @@ func TestBootSpanAndMedian(t *testing.T) {
 	}
 	if _, ok := bootSpan(runs[1], "fetching", "verified"); ok {
 		t.Error("the reference has no fetching phase")
+	}
+}
+
+// TestConsoleMilestonesStaged: a node client that loads its network drivers
+// first has both module milestones, each at its own line.
+func TestConsoleMilestonesStaged(t *testing.T) {
+	at := func(s string) time.Time { return mustTime(t, "2026-12-05T00:00:0"+s+"Z") }
+	lines := []stampedLine{
+		{at("1"), `time=... level=INFO msg="network modules loaded" count=8 seconds=0.72`},
+		{at("2"), `time=... level=INFO msg="boot config verified" image=web`},
+		{at("3"), `time=... level=INFO msg="kernel modules loaded" count=17 seconds=1.81`},
+	}
+	got := consoleMilestones(lines, moobiConsoleMarkers)
+	want := map[string]time.Time{"modules": at("1"), "config": at("2"), "modules-all": at("3")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("consoleMilestones (-want +got):\n%s", diff)
 	}
 }

@@ -233,6 +233,11 @@ func consoleMilestones(lines []stampedLine, markers map[string]string) map[strin
 			}
 		}
 	}
+	if _, ok := at["modules"]; !ok && !at["modules-all"].IsZero() {
+		// A node client that loads every module before the network says
+		// only that.
+		at["modules"] = at["modules-all"]
+	}
 	return at
 }
 
