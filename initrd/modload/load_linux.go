@@ -188,7 +188,7 @@ func Start(dir string, log *slog.Logger) *Run {
 	r := &Run{start: time.Now(), done: make(chan struct{})}
 	l, err := Open(dir, log)
 	if err != nil {
-		log.Warn("no usable modules archive for this kernel; relying on built-in drivers", "dir", dir, "err", err)
+		log.Warn("no modules archive for this kernel; relying on built-in drivers", "dir", dir, "err", err)
 		close(r.done)
 		return r
 	}
