@@ -212,3 +212,24 @@ func holds(image, id string, env Env, now time.Time) map[string]Pin {
 	}
 	return out
 }
+
+// CurrentHolds returns the pins that keep the hosts of r's image that r
+// did not cover on old, the image's current version, before r's version
+// is made current: each such host without a pin. Pure.
+func CurrentHolds(r Rollout, old string, hosts []power.Host, imageOf map[string]string, pins map[string]Pin, now time.Time) map[string]Pin {
+	out := map[string]Pin{}
+	if old == "" || old == r.Version {
+		return out
+	}
+	mine := map[string]bool{}
+	for _, h := range r.Hosts() {
+		mine[h] = true
+	}
+	for _, h := range hosts {
+		if _, pinned := pins[h.Name]; pinned || mine[h.Name] || imageOf[h.Name] != r.Image {
+			continue
+		}
+		out[h.Name] = Pin{Image: r.Image, Version: old, Rollout: r.ID, Set: now}
+	}
+	return out
+}

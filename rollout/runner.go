@@ -229,7 +229,27 @@ func (m *Runner) logChange(log *slog.Logger, was, now Rollout) {
 // makeCurrent makes a succeeded rollout's version current and drops the
 // pins to it, which now say what current says.
 func (m *Runner) makeCurrent(log *slog.Logger, r Rollout) {
-	err := m.Catalog.SetCurrent(r.Image, r.Version)
+	// Hosts the rollout did not cover keep the version they boot: their
+	// pins are on disk before the version becomes current.
+	old, _, err := m.Catalog.Versions(r.Image)
+	if err == nil {
+		hosts, imageOf := m.Inventory()
+		m.mu.Lock()
+		holds := CurrentHolds(r, old, hosts, imageOf, m.file.Pins, m.now())
+		for h, p := range holds {
+			m.file.Pins[h] = p
+		}
+		if len(holds) > 0 {
+			err = m.save()
+		}
+		m.mu.Unlock()
+		if len(holds) > 0 {
+			log.Info("rollout: hosts outside it held on the old current version", "version", old, "hosts", len(holds))
+		}
+	}
+	if err == nil {
+		err = m.Catalog.SetCurrent(r.Image, r.Version)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.file.Rollouts[r.ID].Clone()

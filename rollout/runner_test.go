@@ -172,3 +172,32 @@ func TestRunnerShutdownFailsNoHost(t *testing.T) {
 		t.Errorf("after a cut-short power call: %s, hosts %v; want running, r1-n1 powering", got.State, states(got))
 	}
 }
+
+// --make-current on a rollout of part of the image's hosts: the others
+// are held on the old current version first.
+func TestRunnerMakeCurrentHoldsTheOthers(t *testing.T) {
+	site := &fakeSite{now: t0, obs: env().Observed, current: "v1", fail: map[string]bool{}}
+	m := newSite(t, filepath.Join(t.TempDir(), FileName), site)
+	r, err := m.Start(Request{Image: "web", Version: "v2", Targets: []string{"r1-n1"}, Options: Options{MakeCurrent: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		m.Tick(context.Background())
+		site.advance(time.Second)
+	}
+	if got, _ := m.Get(r.ID); got.State != Succeeded || site.current != "v2" {
+		t.Fatalf("state %s, current %s; want succeeded, v2", got.State, site.current)
+	}
+	for _, h := range []string{"r1-n2", "r1-n3", "r2-n1", "r2-n2"} {
+		if p, ok := m.Pin(h); !ok || p.Version != "v1" {
+			t.Errorf("%s pin %+v %v, want v1", h, p, ok)
+		}
+	}
+	if _, ok := m.Pin("db1"); ok {
+		t.Error("a host of another image was pinned")
+	}
+	if _, ok := m.Pin("r1-n1"); ok {
+		t.Error("the moved host keeps a pin to what is now current")
+	}
+}
