@@ -64,7 +64,7 @@ func (s *Server) allowNode(w http.ResponseWriter, r *http.Request, h *inventory.
 	// Per MAC and address: another host with a token of its own for the
 	// MAC (it fetched the node's script) uses up its own allowance, not
 	// the node's.
-	if !s.limits.allow(h.MAC.String(), NodeRequestsPerSecond, NodeRequestBurst) {
+	if !s.limits.allow(h.MAC.String()+" "+ip, NodeRequestsPerSecond, NodeRequestBurst) {
 		s.Log.Warn("node request refused: rate limit", "mac", h.MAC.String(), "what", what, "client", ip)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many requests", http.StatusTooManyRequests)
