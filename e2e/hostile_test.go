@@ -163,6 +163,16 @@ func TestHelperSpray(t *testing.T) {
 		counts[k] += n
 		mu.Unlock()
 	}
+	sprayGarbage(ctx, t, target, add)
+	fmt.Printf("sent %d DISCOVERs, %d/%d/%d random datagrams to 67/4011/69, %d/%d garbage TCP connections to 8080/6881\n",
+		counts["discover"], counts["udp/67"], counts["udp/4011"], counts["udp/69"], counts["tcp/8080"], counts["tcp/6881"])
+}
+
+// sprayGarbage sends to target until ctx ends, counting what it sent with
+// add: PXE DISCOVERs from random MACs ("discover"), random datagrams to UDP
+// 67, 4011 and 69 ("udp/PORT") and random bytes over TCP to the HTTP and
+// BitTorrent ports ("tcp/PORT").
+func sprayGarbage(ctx context.Context, t *testing.T, target string, add func(string, int)) {
 	var wg sync.WaitGroup
 	// DHCP storm: about 2,000 DISCOVERs per second from random MACs.
 	wg.Add(1)
@@ -239,6 +249,4 @@ func TestHelperSpray(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	fmt.Printf("sent %d DISCOVERs, %d/%d/%d random datagrams to 67/4011/69, %d/%d garbage TCP connections to 8080/6881\n",
-		counts["discover"], counts["udp/67"], counts["udp/4011"], counts["udp/69"], counts["tcp/8080"], counts["tcp/6881"])
 }
