@@ -32,10 +32,7 @@ func BenchmarkDownload(b *testing.B) {
 		{"library", torrent.NewClient},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			cfg := swarm.Config(0, discard)
-			cfg.ListenHost = func(string) string { return "127.0.0.1" }
-			cfg.DisableIPv6 = true
-			seed, err := bc.start(cfg)
+			seed, err := bc.start(swarmtest.Loopback(swarm.Config(0, discard)))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"moobi/images/swarm"
+	"moobi/images/swarm/swarmtest"
 )
 
 // TestNewClientPort: NewClient listens on the configured port itself, says
@@ -17,10 +18,7 @@ import (
 // port when the client closes: a seeder restarting gets it back.
 func TestNewClientPort(t *testing.T) {
 	discard := slog.New(slog.DiscardHandler)
-	cfg := swarm.Config(0, discard)
-	cfg.ListenHost = func(string) string { return "127.0.0.1" }
-	cfg.DisableIPv6 = true
-	cl, err := swarm.NewClient(cfg, swarm.HandshakeLimits())
+	cl, err := swarm.NewClient(swarmtest.Loopback(swarm.Config(0, discard)), swarm.HandshakeLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,10 +27,7 @@ func TestNewClientPort(t *testing.T) {
 		t.Fatal("the client listens on no port")
 	}
 
-	again := swarm.Config(port, discard)
-	again.ListenHost = cfg.ListenHost
-	again.DisableIPv6 = true
-	if c2, err := swarm.NewClient(again, swarm.HandshakeLimits()); err == nil {
+	if c2, err := swarm.NewClient(swarmtest.Loopback(swarm.Config(port, discard)), swarm.HandshakeLimits()); err == nil {
 		c2.Close()
 		t.Errorf("a second client on port %d started, want an error", port)
 	} else if !strings.Contains(err.Error(), "127.0.0.1:") {

@@ -55,14 +55,20 @@ func Client(t testing.TB, cfg *torrent.ClientConfig) *torrent.Client {
 // ClientLimits is Client with the handshake limits lim.
 func ClientLimits(t testing.TB, cfg *torrent.ClientConfig, lim admit.Limits) *torrent.Client {
 	t.Helper()
-	cfg.ListenHost = func(string) string { return "127.0.0.1" }
-	cfg.DisableIPv6 = true
-	c, err := swarm.NewClient(cfg, lim)
+	c, err := swarm.NewClient(Loopback(cfg), lim)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// Loopback makes a client started with cfg listen on 127.0.0.1 only (IPv4),
+// and returns cfg.
+func Loopback(cfg *torrent.ClientConfig) *torrent.ClientConfig {
+	cfg.ListenHost = func(string) string { return "127.0.0.1" }
+	cfg.DisableIPv6 = true
+	return cfg
 }
 
 // Add adds the torrent (ib, ih) to c with storage st and waits for its
