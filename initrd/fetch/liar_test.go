@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anacrolix/torrent"
-
 	"moobi/images/piecestore"
 	"moobi/images/swarm"
 	"moobi/images/swarm/swarmtest"
@@ -44,14 +42,7 @@ func lyingPeer(t *testing.T, pieces bool) {
 		t.Fatal(err)
 	}
 	cfg := swarm.Config(0, slog.New(slog.DiscardHandler))
-	cfg.ListenHost = func(network string) string {
-		if network == "tcp6" || network == "udp6" {
-			return "::1"
-		}
-		return "127.0.0.1"
-	}
-	cfg.DisableIPv6 = true
-	liar, err := torrent.NewClient(cfg)
+	liar, err := swarm.NewClient(swarmtest.Loopback(cfg), swarm.HandshakeLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
