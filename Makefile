@@ -50,6 +50,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseDep -fuzztime $(FUZZTIME) ./initrd/modload
 	$(GO) test -run '^$$' -fuzz FuzzGlob -fuzztime $(FUZZTIME) ./initrd/modload
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSuggest -fuzztime $(FUZZTIME) ./images/swarm
+	$(GO) test -run '^$$' -fuzz FuzzParseSums -fuzztime $(FUZZTIME) ./images/piecestore
 	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) ./bootsign
 	$(GO) test -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./bootsign
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $(FUZZTIME) ./nodeapi
