@@ -140,7 +140,6 @@ func (m *Runner) save() error {
 // power-cycles the hosts a batch needs (each pinned to the target version
 // first, the pin saved before the BMC is asked) and records the results.
 func (m *Runner) Tick(ctx context.Context) {
-	obs := m.Nodes.Observe()
 	m.mu.Lock()
 	var ids []string
 	for id, r := range m.file.Rollouts {
@@ -149,7 +148,11 @@ func (m *Runner) Tick(ctx context.Context) {
 		}
 	}
 	m.mu.Unlock()
+	if len(ids) == 0 {
+		return // nothing to look at: the node list is not copied
+	}
 	sort.Strings(ids)
+	obs := m.Nodes.Observe()
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			return
