@@ -47,7 +47,11 @@ type Poller struct {
 	gen      uint64                   // bumped when a reading's state or error changes
 }
 
-// Run polls at once, then every Interval, until ctx ends; then it returns
+// reloadCheck is how often Run looks for a new inventory.
+const reloadCheck = 2 * time.Second
+
+// Run polls at once, then every Interval and whenever the inventory in
+// force changes (a reload may add BMCs), until ctx ends; then it returns
 // nil.
 func (p *Poller) Run(ctx context.Context) error {
 	interval := p.Interval
@@ -56,12 +60,20 @@ func (p *Poller) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	check := time.NewTicker(reloadCheck)
+	defer check.Stop()
 	for {
+		polled := p.Inventory()
 		p.Poll(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
+		for wait := true; wait; {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+				wait = false
+			case <-check.C:
+				wait = p.Inventory() == polled
+			}
 		}
 	}
 }

@@ -198,9 +198,10 @@ func TestPoll(t *testing.T) {
 // ends, also in the middle of a read.
 func TestRunStops(t *testing.T) {
 	var calls, busy, peak atomic.Int32
-	inv := inventoryWith(t, t.TempDir(), []string{"a"})
+	var inv atomic.Pointer[inventory.Inventory]
+	inv.Store(inventoryWith(t, t.TempDir(), []string{"a"}))
 	p := &Poller{
-		Inventory: func() *inventory.Inventory { return inv },
+		Inventory: inv.Load,
 		Interval:  time.Hour,
 		Timeout:   time.Hour,
 		Open: func(*inventory.BMC) (power.Controller, error) {
@@ -225,5 +226,45 @@ func TestRunStops(t *testing.T) {
 	}
 	if rs, _ := p.Readings(); rs["a"].Error != "" {
 		t.Errorf("a read cut short by the poller's own stop was recorded as a failure: %+v", rs["a"])
+	}
+}
+
+// TestRunPollsAfterReload checks that a reload that adds a BMC host is
+// polled at once, not an Interval later.
+func TestRunPollsAfterReload(t *testing.T) {
+	var calls, busy, peak atomic.Int32
+	var inv atomic.Pointer[inventory.Inventory]
+	inv.Store(inventoryWith(t, t.TempDir(), []string{"a"}))
+	p := &Poller{
+		Inventory: inv.Load,
+		Interval:  time.Hour,
+		Open: func(*inventory.BMC) (power.Controller, error) {
+			return &fakeBMC{state: power.On, calls: &calls, busy: &busy, peak: &peak}, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	wait := func(n int32) {
+		t.Helper()
+		deadline := time.Now().Add(3 * reloadCheck)
+		for calls.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if calls.Load() != n {
+			t.Fatalf("%d reads, want %d", calls.Load(), n)
+		}
+	}
+	wait(1)
+	inv.Store(inventoryWith(t, t.TempDir(), []string{"a", "b"}))
+	wait(3)
+	deadline := time.Now().Add(time.Second)
+	rs, _ := p.Readings()
+	for rs["b"].State != power.On && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		rs, _ = p.Readings()
+	}
+	if rs["b"].State != power.On {
+		t.Errorf("the new host b: %+v, want on", rs["b"])
 	}
 }
