@@ -25,10 +25,9 @@ import (
 // first boot config request of each MAC that has a capture in
 // MOOBI_ROGUE_DIR (MAC.head and MAC.body, as curl wrote them) with that
 // capture, and drops the redirection of that MAC (rogueRule) half a second
-// later;
-// other node API requests get 503 (forwarded, they would come from the
-// wrong address), and everything else (iPXE's initrds) is forwarded to
-// MOOBI_ROGUE_UPSTREAM.
+// later; other node API requests get 503 (forwarded, they would come from
+// the wrong address), and everything else (iPXE's script, kernel and
+// initrds) is forwarded to MOOBI_ROGUE_UPSTREAM.
 func TestHelperRogue(t *testing.T) {
 	dir := os.Getenv("MOOBI_ROGUE_DIR")
 	if dir == "" {
@@ -91,7 +90,7 @@ func TestHelperRogue(t *testing.T) {
 // MOOBI_STORM_STOP exists (at most MOOBI_STORM_MAX), against
 // MOOBI_STORM_TARGET, it: fetches the boot scripts of the MACs in
 // MOOBI_STORM_MACS in turn and asks for their boot configs with the tokens
-// it got (its own); asks for their configs and posts their events with no
+// it got (its own), faster than the per-node limit; asks for their configs and posts their events with no
 // token, another MAC's and a forged one, counting every answer other than
 // 403; announces the torrent MOOBI_STORM_INFOHASH from ever new ports as
 // seeder and leecher; sends TFTP read requests it never acknowledges; and
@@ -150,9 +149,15 @@ func TestHelperRackStorm(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { sprayGarbage(ctx, t, target, add) })
-	// Boot scripts, tokens, boot configs and events.
+	// Boot scripts, for the tokens they carry.
+	var tokMu sync.Mutex
+	tokens := map[string]string{}
+	token := func(mac string) string {
+		tokMu.Lock()
+		defer tokMu.Unlock()
+		return tokens[mac]
+	}
 	wg.Go(func() {
-		tokens := map[string]string{}
 		for i := 0; ctx.Err() == nil; i++ {
 			mac := macs[i%len(macs)]
 			code, script := do("GET", base+"/boot/"+mac+".ipxe", "", "")
@@ -163,9 +168,22 @@ func TestHelperRackStorm(t *testing.T) {
 				add("scripts429", 1)
 			}
 			if m := tokenRE.FindStringSubmatch(script); m != nil {
+				tokMu.Lock()
 				tokens[mac] = m[1]
+				tokMu.Unlock()
 			}
-			if tok := tokens[mac]; tok != "" {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	// Its own tokens, faster than a node may ask (5 a second).
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			mac := macs[i%len(macs)]
+			for range 20 {
+				tok := token(mac)
+				if tok == "" {
+					break
+				}
 				if code, _ := do("GET", base+"/v1/nodes/"+mac+"/boot", tok, ""); code != 0 {
 					add("own", 1)
 					if code == http.StatusTooManyRequests {
@@ -173,8 +191,15 @@ func TestHelperRackStorm(t *testing.T) {
 					}
 				}
 			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	// No token, another MAC's, a forged one: 403, nothing else.
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			mac := macs[i%len(macs)]
 			forged := "1" + strings.Repeat("0", 15) + "." + randomHex(32)
-			for _, tok := range []string{"", tokens[macs[(i+1)%len(macs)]], forged} {
+			for _, tok := range []string{"", token(macs[(i+1)%len(macs)]), forged} {
 				for _, req := range [][3]string{
 					{"GET", base + "/v1/nodes/" + mac + "/boot", ""},
 					{"POST", base + "/v1/nodes/" + mac + "/events", `{"state":"failed","reason":"taken over"}`},
