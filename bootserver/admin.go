@@ -22,5 +22,5 @@ func (s *Service) adminGuard(app inventory.Appliance) (*adminauth.Guard, error) 
 
 // powerRunner drives the BMCs of the inventory in force.
 func (s *Service) powerRunner() *fleet.Runner {
-	return &fleet.Runner{Inventory: s.Store.Current, Log: s.Log.With("component", "power"), Observe: s.observePower}
+	return &fleet.Runner{Inventory: s.Store.Current, Log: s.Log.With("component", "power"), Observe: s.observePower, Gate: s.powerPoll().Gate}
 }

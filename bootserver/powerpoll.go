@@ -1,6 +1,7 @@
 package bootserver
 
 import (
+	"moobi/power"
 	"moobi/power/fleet"
 	"moobi/power/poller"
 )
@@ -8,13 +9,14 @@ import (
 // powerPoll is the service's BMC power poller, made at first use: it
 // reads the power state of the inventory's BMC hosts in the background
 // (every PowerPollInterval, poller.DefaultInterval if 0), and learns the
-// results of the power actions the service runs.
+// results of the power actions the service runs; its Gate keeps one call
+// at a time on each BMC, reads and actions together.
 func (s *Service) powerPoll() *poller.Poller {
 	if p := s.poll.Load(); p != nil {
 		return p
 	}
 	s.poll.CompareAndSwap(nil, &poller.Poller{Inventory: s.Store.Current, Interval: s.PowerPollInterval,
-		Log: s.Log.With("component", "power-poller")})
+		Gate: &power.Gate{}, Log: s.Log.With("component", "power-poller")})
 	return s.poll.Load()
 }
 

@@ -47,6 +47,9 @@ type Runner struct {
 	// Observe, if set, is told of every host's result as it comes (the
 	// power poller keeps the states it learns so).
 	Observe func(Result)
+	// Gate, if set, keeps calls to one BMC one at a time (shared with the
+	// power poller).
+	Gate *power.Gate
 
 	semOnce sync.Once
 	sem     chan struct{} // shared by concurrent Runs: the bound holds overall
@@ -127,9 +130,13 @@ func (r *Runner) Run(ctx context.Context, action power.Action, targets []string)
 func (r *Runner) one(ctx context.Context, h *inventory.Host, action power.Action, open func(*inventory.BMC) (power.Controller, error)) Result {
 	start := time.Now()
 	res := Result{Host: h.Name, BMC: h.BMC.Type + " " + h.BMC.Address, Action: action, State: power.Unknown}
-	c, err := open(h.BMC)
+	leave, err := r.Gate.Enter(ctx, h.BMC.Address)
 	if err == nil {
-		res.State, err = power.Do(ctx, c, action)
+		defer leave()
+		var c power.Controller
+		if c, err = open(h.BMC); err == nil {
+			res.State, err = power.Do(ctx, c, action)
+		}
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if err != nil {

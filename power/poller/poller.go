@@ -39,6 +39,9 @@ type Poller struct {
 	// Timeout bounds one BMC's read, session included (DefaultTimeout if 0).
 	Timeout time.Duration
 	Log     *slog.Logger
+	// Gate, if set, keeps calls to one BMC one at a time (shared with the
+	// power actions, fleet.Runner.Gate).
+	Gate *power.Gate
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 
@@ -120,6 +123,11 @@ func (p *Poller) read(parent context.Context, h *inventory.Host) {
 	if open == nil {
 		open = fleet.Open
 	}
+	leave, err := p.Gate.Enter(ctx, h.BMC.Address)
+	if err != nil {
+		return // a power action held the BMC all along: it reports the state
+	}
+	defer leave()
 	st := power.Unknown
 	c, err := open(h.BMC)
 	if err == nil {
