@@ -315,15 +315,21 @@ start() {
 	else
 		run=run-nopxe.sh; echo "start nopxe" >> "$D/starts"
 	fi
-	sh "$D/$run" >> %q 2>&1 < /dev/null &
+	sh "$D/$run" >> %q 2>&1 < /dev/null 9>&- &
 	echo $! > "$D/pid"
 }
 stop() {
 	running || return 0
 	kill -9 "$(cat "$D/pid")"
-	for i in 1 2 3 4 5 6 7 8 9 10; do running || break; sleep 0.2; done
+	# A loaded machine takes seconds to tear a VM down: a power-up that
+	# found it still there would start nothing.
+	i=0; while running && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done
 	echo "stop" >> "$D/starts"
 }
+# One operation at a time: ipmi_sim may ask for the power-up of a power
+# cycle while the power-down still runs. (The VM does not inherit the lock.)
+exec 9>"$D/lock"
+flock 9
 op=$1; shift
 if [ "$op" = get ]; then
 	for n in "$@"; do
