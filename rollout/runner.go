@@ -40,6 +40,13 @@ type Inventory func() (hosts []power.Host, imageOf map[string]string)
 // DefaultInterval is how often the runner looks at the nodes.
 const DefaultInterval = 2 * time.Second
 
+// DefaultPowerRetries and DefaultPowerRetryDelay: a failed power action
+// is tried twice more, 5 s apart, before its host fails.
+const (
+	DefaultPowerRetries    = 2
+	DefaultPowerRetryDelay = 5 * time.Second
+)
+
 // Runner runs the rollouts of one appliance: it keeps their state in the
 // state file, steps the active ones, and serves the pins the boot config
 // consults.
@@ -51,6 +58,12 @@ type Runner struct {
 	Inventory Inventory
 	Now       func() time.Time // time.Now if nil
 	Interval  time.Duration    // DefaultInterval if 0
+	// PowerRetries is how many more times a host's power action is tried
+	// after it failed for any reason but refused credentials, PowerRetryDelay
+	// apart (DefaultPowerRetries and DefaultPowerRetryDelay if 0; negative:
+	// none). A BMC that misses one call should not cost a host its place.
+	PowerRetries    int
+	PowerRetryDelay time.Duration
 	// BatchDone, if set, is told of every batch finished.
 	BatchDone func()
 	Log       *slog.Logger
@@ -191,7 +204,7 @@ func (m *Runner) step(ctx context.Context, id string, obs map[string]Observation
 	}
 	if len(act.Power) > 0 {
 		log.Info("rollout powering hosts into a network boot", "image", next.Image, "version", next.Version, "hosts", act.Power)
-		res := m.Power.PXE(ctx, act.Power)
+		res := m.pxe(ctx, log, act.Power)
 		if ctx.Err() != nil {
 			// The appliance is stopping: a call it cut short is no
 			// failure of the host, which stays powering and is checked
@@ -392,4 +405,47 @@ func (m *Runner) Control(id string, f func(Rollout, time.Time) (Rollout, error))
 	m.Log.Info("rollout state changed", "rollout", id, "state", string(next.State))
 	m.poke()
 	return next.Clone(), nil
+}
+
+// pxe runs the power action on hosts, trying the ones that failed again
+// (except for refused credentials, which another try cannot mend) up to
+// PowerRetries more times; it returns each host's last result.
+func (m *Runner) pxe(ctx context.Context, log *slog.Logger, hosts []string) map[string]error {
+	retries, delay := m.PowerRetries, m.PowerRetryDelay
+	if retries == 0 {
+		retries = DefaultPowerRetries
+	}
+	if delay == 0 {
+		delay = DefaultPowerRetryDelay
+	}
+	res := m.Power.PXE(ctx, hosts)
+	for try := 1; try <= retries; try++ {
+		again := RetryHosts(res)
+		if len(again) == 0 {
+			break
+		}
+		log.Warn("rollout power action failed; trying again", "hosts", again, "try", try, "of", retries, "err", res[again[0]])
+		select {
+		case <-ctx.Done():
+			return res
+		case <-time.After(delay):
+		}
+		for h, err := range m.Power.PXE(ctx, again) {
+			res[h] = err
+		}
+	}
+	return res
+}
+
+// RetryHosts returns, sorted, the hosts whose power action failed for a
+// reason another try may mend: any but refused credentials.
+func RetryHosts(res map[string]error) []string {
+	var hosts []string
+	for h, err := range res {
+		if err != nil && !errors.Is(err, power.ErrAuth) {
+			hosts = append(hosts, h)
+		}
+	}
+	sort.Strings(hosts)
+	return hosts
 }

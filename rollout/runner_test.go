@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -20,7 +21,8 @@ type fakeSite struct {
 	now     time.Time
 	obs     map[string]Observation
 	powered []string
-	fail    map[string]bool // power fails
+	fail    map[string]bool // power fails: the BMC refuses the password
+	flaky   map[string]int  // power fails this many times: the BMC does not answer
 	current string
 	pins    func(string) (Pin, bool)
 	onPower func() // called before PXE answers (a shutdown)
@@ -36,7 +38,12 @@ func (f *fakeSite) PXE(_ context.Context, hosts []string) map[string]error {
 	for _, h := range hosts {
 		f.powered = append(f.powered, h)
 		if f.fail[h] {
-			out[h] = errors.New("the BMC refused the user name or password")
+			out[h] = fmt.Errorf("ipmi %s: %w", h, power.ErrAuth)
+			continue
+		}
+		if f.flaky[h] > 0 {
+			f.flaky[h]--
+			out[h] = fmt.Errorf("ipmi %s: %w", h, power.ErrUnreachable)
 			continue
 		}
 		out[h] = nil
@@ -73,7 +80,8 @@ func newSite(t *testing.T, path string, site *fakeSite) *Runner {
 			e := env()
 			return e.Hosts, e.ImageOf
 		},
-		Log: slog.New(slog.DiscardHandler)}
+		PowerRetryDelay: time.Millisecond,
+		Log:             slog.New(slog.DiscardHandler)}
 	site.pins = m.Pin
 	if err := m.Load(); err != nil {
 		t.Fatal(err)
@@ -152,6 +160,31 @@ func TestRunnerStopsOnPowerFailures(t *testing.T) {
 	}
 	if _, err := m.Start(Request{Image: "web", Version: "v2", Targets: []string{"r1-n1"}}); err != nil {
 		t.Errorf("a rollout of hosts of a failed one: %v", err)
+	}
+}
+
+// A BMC that misses a call or two costs its host nothing; one that misses
+// every try fails the host, and refused credentials are not tried again.
+func TestRunnerRetriesPowerActions(t *testing.T) {
+	site := &fakeSite{now: t0, obs: env().Observed, current: "v1",
+		flaky: map[string]int{"r1-n1": 2, "r1-n2": 3}, fail: map[string]bool{"r2-n1": true}}
+	m := newSite(t, filepath.Join(t.TempDir(), FileName), site)
+	r, err := m.Start(Request{Image: "web", Version: "v2", Targets: []string{"r1-n1", "r1-n2", "r2-n1"}, Options: Options{BatchSize: 3, MaxFailures: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tick(context.Background())
+	got, _ := m.Get(r.ID)
+	st := states(got)
+	if st["r1-n1"] == HostFailed || st["r1-n2"] != HostFailed || st["r2-n1"] != HostFailed {
+		t.Errorf("hosts %v; want r1-n1 through on its third try, r1-n2 (3 misses) and r2-n1 (refused) failed", st)
+	}
+	count := map[string]int{}
+	for _, h := range site.powered {
+		count[h]++
+	}
+	if count["r1-n1"] != 3 || count["r1-n2"] != 3 || count["r2-n1"] != 1 {
+		t.Errorf("power calls %v; want 3, 3 and 1", count)
 	}
 }
 
