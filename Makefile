@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseBMC -fuzztime $(FUZZTIME) ./inventory
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./power
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./rollout
+	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime $(FUZZTIME) ./overlay
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./bootserver/adminauth
 	$(GO) test -run '^$$' -fuzz FuzzAnnounce -fuzztime $(FUZZTIME) ./images/tracker
 	$(GO) test -run '^$$' -fuzz FuzzParseCmdline -fuzztime $(FUZZTIME) ./initrd/node
