@@ -71,8 +71,11 @@ func newScratch(c config) (*scratch, error) {
 	}
 	s.sizes[fileIPXE] = n
 	// unknown_hosts names the profile: every MAC perfdhcp makes up gets an
-	// answer, as every one does from dnsmasq.
+	// answer, as every one does from dnsmasq. The TFTP load's clients all
+	// come from the client namespace's one address: tftp_per_client lets
+	// 32 of them through at once, as 32 machines would be.
 	cfg := fmt.Sprintf(`appliance:
+  tftp_per_client: 32
   interface: %s
   address: %s
   http_port: %d

@@ -190,7 +190,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if full != nil {
 		full.Observer = obs
 	}
-	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: obs, Allowed: onNetworks(nets)}
+	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: obs, Allowed: onNetworks(nets), MaxPerClient: app.TFTPPerClient}
 	web := &httpd.Server{
 		Inventory:   s.Store.Current,
 		BaseURL:     s.baseURL,

@@ -94,6 +94,9 @@ type Appliance struct {
 	// ReadAuth is ReadAuthNone (the default) or ReadAuthToken: the
 	// read-only views need the admin token too.
 	ReadAuth string
+	// TFTPPerClient bounds the TFTP transfers one address may have at
+	// once (0: the TFTP server's default, 4).
+	TFTPPerClient int
 }
 
 // Profile is one entry of `profiles:`. Exactly one of Kernel (a direct

@@ -178,7 +178,7 @@ func (p *parser) path(s string) string {
 
 var applianceKeys = []string{"interface", "address", "http_port", "data_dir", "ipxe_dir", "node_initrd", "signing_key",
 	"unknown_hosts", "bios_binary", "uefi_binary", "arm64_binary", "seed_upload_mbit", "seed_rest_copies", "dhcp", "shim", "grub",
-	"admin_listen", "read_auth"}
+	"admin_listen", "read_auth", "tftp_per_client"}
 
 func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 	a.SeedRestCopies = DefaultSeedRestCopies
@@ -235,6 +235,12 @@ func (p *parser) appliance(n *yaml.Node, a *Appliance) {
 				p.errorf(v.Line, "appliance.seed_rest_copies %q is not a number of nodes (0-1000; 0 never pauses)", s)
 			}
 			a.SeedRestCopies = n
+		case "tftp_per_client":
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 64 {
+				p.errorf(v.Line, "appliance.tftp_per_client %q is not a number of transfers (1-64)", s)
+			}
+			a.TFTPPerClient = n
 		case "admin_listen":
 			a.AdminListen = p.adminListen(v.Line, s)
 		case "read_auth":

@@ -75,6 +75,9 @@ func TestParseGood(t *testing.T) {
 			t.Errorf("seed_rest_copies: %d: got %+v, %v", n, inv, err)
 		}
 	}
+	if inv, err := Load(fixture(t, strings.Replace(good, "  http_port", "  tftp_per_client: 32\n  http_port", 1))); err != nil || inv.Appliance.TFTPPerClient != 32 {
+		t.Errorf("tftp_per_client: 32: got %+v, %v", inv, err)
+	}
 	p := inv.Profiles["rescue"]
 	if diff := cmp.Diff([]string{filepath.Join(dir, "rescue.cpio.gz")}, p.Initrd); diff != "" {
 		t.Errorf("relative initrd not resolved against the file's folder: %s", diff)
@@ -146,6 +149,7 @@ func TestProblems(t *testing.T) {
 		{"bad admin_listen", strings.Replace(good, "  http_port", "  admin_listen: 9090\n  http_port", 1), []string{`4: appliance.admin_listen "9090" is not ADDRESS:PORT`}},
 		{"admin_listen host", strings.Replace(good, "  http_port", "  admin_listen: admin:9090\n  http_port", 1), []string{`4: appliance.admin_listen "admin:9090": "admin" is not an IP address`}},
 		{"bad read_auth", strings.Replace(good, "  http_port", "  read_auth: yes\n  http_port", 1), []string{`4: appliance.read_auth "yes" is neither "none" nor "token"`}},
+		{"bad tftp_per_client", strings.Replace(good, "  http_port", "  tftp_per_client: 0\n  http_port", 1), []string{`4: appliance.tftp_per_client "0" is not a number of transfers (1-64)`}},
 		{"bad seed_rest_copies", strings.Replace(good, "  http_port", "  seed_rest_copies: -1\n  http_port", 1), []string{`4: appliance.seed_rest_copies "-1" is not a number of nodes`}},
 		{"bad address", strings.Replace(good, "10.99.0.1", "10.99.0", 1), []string{`3: appliance.address "10.99.0" is not an IPv4 address`}},
 		{"no interface", strings.Replace(good, "  interface: br0\n", "", 1), []string{`1: appliance.interface is required`}},
