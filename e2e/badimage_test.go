@@ -9,12 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"moobi/images/catalog"
 	"moobi/lab"
 )
 
 // TestNodeRefusesBadImage: a node never pivots into an image that does not
-// verify. First the catalog's manifest carries a sha256 the image does not
-// have (the download completes, the whole-image check fails); then every
+// verify. First a version published without a piece list (rootfs.pieces
+// removed: the node checks the torrent's SHA-1 pieces and then the whole
+// image) whose manifest carries a sha256 the image does not have (the
+// download completes, the whole-image check fails); then every
 // piece of the published image is altered, so neither the appliance's
 // seeder (which stops serving bad pieces) nor its web seed (whose bytes
 // fail the piece hashes) can deliver it: the download stalls. Each time the
@@ -52,7 +55,17 @@ func TestNodeRefusesBadImage(t *testing.T) {
 		t.Logf("console: %s", lastLine(c, wantConsole))
 	}
 
-	// 1. The manifest's sha256 is wrong.
+	// 1. The manifest's sha256 is wrong, in a version without a piece list
+	// (with one, the node checks every piece against the list the signed
+	// config pins and never reads the whole-image sha256).
+	pieces := filepath.Join(version, catalog.FilePieces)
+	list, err := os.ReadFile(pieces)
+	if err != nil {
+		t.Fatalf("the published version has no piece list: %v", err)
+	}
+	if err := os.Remove(pieces); err != nil {
+		t.Fatal(err)
+	}
 	manifest := filepath.Join(version, "manifest.json")
 	orig, err := os.ReadFile(manifest)
 	if err != nil {
@@ -68,6 +81,7 @@ func TestNodeRefusesBadImage(t *testing.T) {
 	writeFile(t, manifest, string(bad))
 	boot("MOOBI: boot failed:", "sha256", 6*time.Minute)
 	writeFile(t, manifest, string(orig))
+	writeFile(t, pieces, string(list))
 
 	// 2. Every piece altered: nobody can serve the image.
 	pieceLen := int64(m["piece_length"].(float64))
