@@ -60,14 +60,36 @@ func (f fleetPXE) PXE(ctx context.Context, hosts []string) map[string]error {
 		return out
 	}
 	for _, x := range res {
-		if x.OK {
-			out[x.Host] = nil
-		} else {
-			out[x.Host] = fmt.Errorf("%s (%s)", x.Error, x.Kind)
-		}
+		out[x.Host] = resultErr(x)
 	}
 	return out
 }
+
+// resultErr is a fleet result as an error (nil: done) that keeps its
+// kind: a refused password wraps power.ErrAuth, which rollouts do not try
+// again (another try may lock the BMC's account), and an unanswered call
+// power.ErrUnreachable.
+func resultErr(x fleet.Result) error {
+	if x.OK {
+		return nil
+	}
+	var kind error
+	switch x.Kind {
+	case "auth":
+		kind = power.ErrAuth
+	case "unreachable":
+		kind = power.ErrUnreachable
+	}
+	return kindError{msg: fmt.Sprintf("%s (%s)", x.Error, x.Kind), kind: kind}
+}
+
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e kindError) Error() string { return e.msg }
+func (e kindError) Unwrap() error { return e.kind }
 
 // registryNodes reports the node registry's view of each host.
 type registryNodes struct {
