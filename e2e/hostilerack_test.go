@@ -213,7 +213,11 @@ func TestHostileRackBoot(t *testing.T) {
 	busy := metricValue(m, `moobi_tftp_transfers_total{result="busy"}`)
 	unknown := metricValue(m, `moobi_dhcp_ignored_total{reason="unknown-mac"}`)
 	malformed := max(0, metricValue(m, `moobi_dhcp_malformed_total{port="67"}`)) + max(0, metricValue(m, `moobi_dhcp_malformed_total{port="4011"}`))
-	peers := max(0, metricValue(m, `moobi_swarm_peers{image="web",role="seeder"}`)) + max(0, metricValue(m, `moobi_swarm_peers{image="web",role="leecher"}`))
+	seeders, leechers := metricValue(m, `moobi_swarm_peers{image="web",role="seeder"}`), metricValue(m, `moobi_swarm_peers{image="web",role="leecher"}`)
+	if seeders < 0 || leechers < 0 {
+		t.Errorf("/metrics has no moobi_swarm_peers series for image web (seeders %v, leechers %v): the tracker check below would test nothing", seeders, leechers)
+	}
+	peers := max(0, seeders) + max(0, leechers)
 	rss := metricValue(m, "process_resident_memory_bytes")
 	t.Logf("appliance: %.0f+%.0f token refusals (boot config, events), %.0f script fetches over the rate, %.0f TFTP requests dropped busy, %.0f unknown-MAC DISCOVERs, %.0f malformed DHCP packets, %.0f tracker peers of image web, RSS %.1f MiB",
 		refusedConfig, refusedEvents, limited, busy, unknown, malformed, peers, rss/(1<<20))
