@@ -75,10 +75,14 @@ func imageAdd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	opts, err := publishOptions(inv, *name, *version, *keep, *noCurrent)
+	if err != nil {
+		fmt.Fprintf(stderr, "moobi image add: %v\n", err)
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := cat.Publish(ctx, *name, catalog.Sources{Kernel: *kernel, Rootfs: *rootfs, Modules: *modules},
-		publishOptions(inv, *name, *version, *keep, *noCurrent))
+	m, err := cat.Publish(ctx, *name, catalog.Sources{Kernel: *kernel, Rootfs: *rootfs, Modules: *modules}, opts)
 	return printPublished("moobi image add", cat, m, err, stdout, stderr)
 }
 
@@ -87,20 +91,29 @@ func imageAdd(args []string, stdout, stderr io.Writer) int {
 // the appliance serves the .torrent with the URLs it is reached at.
 // Versions hosts are pinned to (data_dir/state/rollouts.json) are never
 // pruned.
-func publishOptions(inv *inventory.Inventory, name, version string, keep int, noCurrent bool) catalog.PublishOptions {
+// An unreadable state file is an error: pruning without knowing the pins
+// could remove a version hosts boot.
+func publishOptions(inv *inventory.Inventory, name, version string, keep int, noCurrent bool) (catalog.PublishOptions, error) {
 	o := catalog.PublishOptions{Version: version, Keep: keep, NoCurrent: noCurrent}
-	if st, err := rollout.Load(filepath.Join(inv.Appliance.DataDir, "state", rollout.FileName)); err == nil {
-		for _, p := range st.Pins {
-			if p.Image == name && !slices.Contains(o.Protect, p.Version) {
-				o.Protect = append(o.Protect, p.Version)
-			}
+	st, err := rollout.Load(filepath.Join(inv.Appliance.DataDir, "state", rollout.FileName))
+	if err != nil {
+		return o, fmt.Errorf("the pinned versions are unknown, so nothing is published (mend or move the file aside): %w", err)
+	}
+	for _, p := range st.Pins {
+		if p.Image == name && !slices.Contains(o.Protect, p.Version) {
+			o.Protect = append(o.Protect, p.Version)
+		}
+	}
+	for _, r := range st.Rollouts {
+		if r.Image == name && r.State.Active() && !slices.Contains(o.Protect, r.Version) {
+			o.Protect = append(o.Protect, r.Version)
 		}
 	}
 	if ip, err := bootserver.ServerIP(inv.Appliance); err == nil {
 		base := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(inv.Appliance.HTTPPort))
 		o.Announce, o.WebSeed = base+"/announce", base+"/images/{name}/{version}/"
 	}
-	return o
+	return o, nil
 }
 
 // printPublished prints what Publish returned: "published NAME version V
@@ -160,11 +173,16 @@ func imageBuild(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	opts, err := publishOptions(inv, *name, *version, *keep, *noCurrent)
+	if err != nil {
+		fmt.Fprintf(stderr, "moobi image build: %v\n", err)
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
 	r, err := builder.Build(ctx, cat, *name, builder.Options{Source: src, Kernel: *kernel, Modules: *modules, ZstdLevel: *level,
-		WorkDir: inv.Appliance.DataDir, Log: stderr, Publish: publishOptions(inv, *name, *version, *keep, *noCurrent)})
+		WorkDir: inv.Appliance.DataDir, Log: stderr, Publish: opts})
 	var m *catalog.Manifest
 	if r != nil {
 		m = r.Manifest

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"moobi/lab"
+	"moobi/rollout"
 )
 
 func TestImageBuildCommand(t *testing.T) {
@@ -56,5 +58,35 @@ func TestImageBuildCommand(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "data/images/root/current/kernel")); err != nil || string(b) != "MZ new" {
 		t.Errorf("published kernel %q, %v", b, err)
+	}
+}
+
+// Publishing reads the rollout state for the versions it must not prune:
+// a state file it cannot read stops it (it could prune a pinned version);
+// an active rollout's target version is kept like a pin.
+func TestPublishOptionsReadRollouts(t *testing.T) {
+	cfg := writeInventory(t, "appliance:\n  interface: lo\n  address: 127.0.0.1\n  ipxe_dir: %DIR%/ipxe\n  data_dir: %DIR%/data\n")
+	inv, _, err := openCatalog(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(inv.Appliance.DataDir, "state", rollout.FileName)
+	os.MkdirAll(filepath.Dir(state), 0o700)
+	if err := os.WriteFile(state, []byte(`{"rollouts": {"web-1": {"id": "web-1", "image": "web", "version": "v7", "state": "running"}}, "pins": {"n1": {"image": "web", "version": "v3"}, "n2": {"image": "db", "version": "v9"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := publishOptions(inv, "web", "", 2, false)
+	if err != nil || !slices.Equal(o.Protect, []string{"v3", "v7"}) {
+		t.Errorf("protected %v, %v; want [v3 v7]", o.Protect, err)
+	}
+	if err := os.WriteFile(state, []byte(`{"rollouts": {`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"image", "add", "--config", cfg, "--name", "web", "--kernel", cfg, "--rootfs", cfg}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "the pinned versions are unknown") || !strings.Contains(errb.String(), rollout.FileName) {
+		t.Errorf("image add beside a broken state file: exit %d, %q", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(inv.Appliance.DataDir, "images", "web")); err == nil {
+		t.Error("image add published beside a broken state file")
 	}
 }
