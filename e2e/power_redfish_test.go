@@ -53,7 +53,7 @@ func TestPowerRedfish(t *testing.T) {
 	ts.StartTLS()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("Redfish requests: %q\nVM console:\n%s", svc.Requests(), lab.Tail(vm.VM.Console(), 30))
+			t.Logf("Redfish requests: %q, starts %v\nVM console:\n%s\nqemu:\n%s\nfirmware:\n%s", svc.Requests(), vm.Starts(), lab.Tail(vm.VM.Console(), 30), lab.Tail(vm.VM.QemuLog(), 20), lab.Tail(vm.VM.FirmwareLog(), 20))
 		}
 		ts.Close()
 	})
