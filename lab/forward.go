@@ -1,42 +1,19 @@
 package lab
 
 import (
-	"fmt"
 	"io"
 	"net"
-	"os"
-	"runtime"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // dialInNS opens a TCP connection to addr from inside the appliance
 // namespace; the socket stays there and serves from any goroutine.
-func (l *Lab) dialInNS(addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// Left locked: the thread ends with the goroutine (see Listen).
-		runtime.LockOSThread()
-		ns, err := os.Open("/var/run/netns/" + l.appNS)
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		defer ns.Close()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, fmt.Errorf("lab: enter %s: %w", l.appNS, err)}
-			return
-		}
-		c, err := net.Dial("tcp", addr)
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+func (l *Lab) dialInNS(addr string) (c net.Conn, err error) {
+	err = l.inAppNS(func() error {
+		c, err = net.Dial("tcp", addr)
+		return err
+	})
+	return c, err
 }
 
 // Forward makes addr, a TCP service in the appliance namespace, reachable

@@ -14,8 +14,9 @@ import (
 // proc is a child process in its own process group whose output goes to a
 // log file. It is SIGKILLed when ctx ends, on kill, and (via Pdeathsig) when
 // the Go process dies. (Pdeathsig fires when the spawning OS thread exits,
-// so do not call StartVM/New from a goroutine that stays LockOSThread'ed
-// and then exits.)
+// and Go ends a thread only when a goroutine exits locked to it: so no
+// goroutine in this process may do that, or it kills whatever happened to
+// be started from its thread. See inAppNS.)
 type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
