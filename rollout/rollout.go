@@ -130,6 +130,15 @@ type Rollout struct {
 	Started  time.Time         `json:"started,omitzero"`
 	Updated  time.Time         `json:"updated,omitzero"`
 	Finished time.Time         `json:"finished,omitzero"`
+	// CurrentPending says that the rollout succeeded with MakeCurrent and
+	// its version is not made current yet: the intent is stored with the
+	// success, so that a crash or a failed try before the switch loses
+	// nothing; the runner tries again (see CurrentDue) until it is done.
+	CurrentPending bool `json:"make_current_pending,omitempty"`
+	// CurrentError is why the last try to make the version current
+	// failed ("" once it succeeded); CurrentTried is when it was tried.
+	CurrentError string    `json:"make_current_error,omitempty"`
+	CurrentTried time.Time `json:"make_current_tried,omitzero"`
 }
 
 // Options are what the operator chooses for a rollout.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"sort"
@@ -68,8 +69,11 @@ type Runner struct {
 	BatchDone func()
 	Log       *slog.Logger
 
-	mu    sync.Mutex
-	file  File
+	mu   sync.Mutex
+	file File
+	// unsaved: the state in memory is ahead of the state file (power
+	// results whose save failed); the next step saves it.
+	unsaved bool
 	wakeC chan struct{}
 	once  sync.Once
 }
@@ -138,15 +142,24 @@ func (m *Runner) poke() {
 	}
 }
 
-// save writes the state file; the caller holds mu.
-func (m *Runner) save() error {
-	if m.file.Rollouts == nil {
-		m.file.Rollouts = map[string]Rollout{}
+// commit applies change to a copy of the state and saves the copy; the
+// runner's state becomes the copy only once it is on disk, so that a
+// failed save changes nothing the appliance serves (no pin that a restart
+// would drop). The caller holds mu.
+func (m *Runner) commit(change func(f *File)) error {
+	next := File{Generation: m.file.Generation, Rollouts: maps.Clone(m.file.Rollouts), Pins: maps.Clone(m.file.Pins)}
+	if next.Rollouts == nil {
+		next.Rollouts = map[string]Rollout{}
 	}
-	if m.file.Pins == nil {
-		m.file.Pins = map[string]Pin{}
+	if next.Pins == nil {
+		next.Pins = map[string]Pin{}
 	}
-	return Save(m.Path, &m.file)
+	change(&next)
+	if err := Save(m.Path, &next); err != nil {
+		return err
+	}
+	m.file, m.unsaved = next, false
+	return nil
 }
 
 // Tick steps every active rollout once: records what the nodes report,
@@ -154,13 +167,21 @@ func (m *Runner) save() error {
 // first, the pin saved before the BMC is asked) and records the results.
 func (m *Runner) Tick(ctx context.Context) {
 	m.mu.Lock()
-	var ids []string
+	var ids, current []string
+	now := m.now()
 	for id, r := range m.file.Rollouts {
 		if r.State.Active() {
 			ids = append(ids, id)
+		} else if CurrentDue(r, now) {
+			current = append(current, id)
 		}
 	}
 	m.mu.Unlock()
+	sort.Strings(current)
+	for _, id := range current {
+		// Left pending by a crash or a failure: tried again.
+		m.makeCurrent(ctx, m.Log.With("rollout", id), id)
+	}
 	if len(ids) == 0 {
 		return // nothing to look at: the node list is not copied
 	}
@@ -180,27 +201,28 @@ func (m *Runner) step(ctx context.Context, id string, obs map[string]Observation
 	r := m.file.Rollouts[id]
 	now := m.now()
 	next, act := Step(r, obs, now)
-	if reflect.DeepEqual(r, next) && len(act.Power) == 0 {
+	if reflect.DeepEqual(r, next) && len(act.Power) == 0 && !m.unsaved {
 		m.mu.Unlock()
 		return
 	}
-	for _, h := range act.Power {
-		m.file.Pins[h] = Pin{Image: next.Image, Version: next.Version, Rollout: id, Set: now}
-	}
-	m.file.Rollouts[id] = next
-	err := m.save()
+	err := m.commit(func(f *File) {
+		for _, h := range act.Power {
+			f.Pins[h] = Pin{Image: next.Image, Version: next.Version, Rollout: id, Set: now}
+		}
+		f.Rollouts[id] = next
+	})
 	m.mu.Unlock()
+	if err != nil {
+		// Nothing changed, here or on disk: the next step takes it
+		// from where it was, once the pins can be saved.
+		log.Error("rollout state not saved: no change and no power action this time", "err", err)
+		return
+	}
 	m.logChange(log, r, next)
 	if done := next.Batch - r.Batch; done > 0 && m.BatchDone != nil {
 		for range done {
 			m.BatchDone()
 		}
-	}
-	if err != nil {
-		// Hosts stay powering: the next step asks again once the pins
-		// are on disk.
-		log.Error("rollout state not saved: no power action this time", "err", err)
-		return
 	}
 	if len(act.Power) > 0 {
 		log.Info("rollout powering hosts into a network boot", "image", next.Image, "version", next.Version, "hosts", act.Power)
@@ -217,9 +239,12 @@ func (m *Runner) step(ctx context.Context, id string, obs map[string]Observation
 		}
 		m.mu.Lock()
 		cur := PowerDone(m.file.Rollouts[id], res, m.now())
-		m.file.Rollouts[id] = cur
-		if err := m.save(); err != nil {
-			log.Error("rollout state not saved", "err", err)
+		if err := m.commit(func(f *File) { f.Rollouts[id] = cur }); err != nil {
+			// Kept here (the hosts were power-cycled: asking again
+			// would cycle them twice), and saved by the next step; the
+			// pins they boot are on disk already.
+			m.file.Rollouts[id], m.unsaved = cur, true
+			log.Error("rollout state not saved; saved again at the next step", "err", err)
 		}
 		m.mu.Unlock()
 		for h, err := range res {
@@ -229,7 +254,7 @@ func (m *Runner) step(ctx context.Context, id string, obs map[string]Observation
 		}
 	}
 	if act.MakeCurrent {
-		m.makeCurrent(log, next)
+		m.makeCurrent(ctx, log, id)
 	}
 }
 
@@ -239,51 +264,6 @@ func (m *Runner) logChange(log *slog.Logger, was, now Rollout) {
 	}
 	if was.Batch != now.Batch && now.Batch <= len(now.Batches) {
 		log.Info("rollout batch done", "batch", was.Batch, "of", len(now.Batches))
-	}
-}
-
-// makeCurrent makes a succeeded rollout's version current and drops the
-// pins to it, which now say what current says.
-func (m *Runner) makeCurrent(log *slog.Logger, r Rollout) {
-	// Hosts the rollout did not cover keep the version they boot: their
-	// pins are on disk before the version becomes current.
-	old, _, err := m.Catalog.Versions(r.Image)
-	if err == nil {
-		hosts, imageOf := m.Inventory()
-		m.mu.Lock()
-		holds := CurrentHolds(r, old, hosts, imageOf, m.file.Pins, m.now())
-		for h, p := range holds {
-			m.file.Pins[h] = p
-		}
-		if len(holds) > 0 {
-			err = m.save()
-		}
-		m.mu.Unlock()
-		if len(holds) > 0 {
-			log.Info("rollout: hosts outside it held on the old current version", "version", old, "hosts", len(holds))
-		}
-	}
-	if err == nil {
-		err = m.Catalog.SetCurrent(r.Image, r.Version)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur := m.file.Rollouts[r.ID].Clone()
-	if err != nil {
-		cur.Reason = fmt.Sprintf("succeeded, but making %s current failed: %v", r.Version, err)
-		log.Error("rollout: making the version current failed", "image", r.Image, "version", r.Version, "err", err)
-	} else {
-		for h, p := range m.file.Pins {
-			if p.Image == r.Image && p.Version == r.Version {
-				delete(m.file.Pins, h)
-			}
-		}
-		cur.Reason = r.Version + " made current"
-		log.Info("rollout: version made current", "image", r.Image, "version", r.Version)
-	}
-	m.file.Rollouts[r.ID] = cur
-	if err := m.save(); err != nil {
-		log.Error("rollout state not saved", "err", err)
 	}
 }
 
@@ -361,21 +341,12 @@ func (m *Runner) Start(req Request) (Rollout, error) {
 		return r, err
 	}
 	r.State, r.Started, r.Updated = Running, now, now
-	old := m.file
-	m.file.Rollouts = make(map[string]Rollout, len(old.Rollouts)+1)
-	for k, v := range old.Rollouts {
-		m.file.Rollouts[k] = v
-	}
-	m.file.Rollouts[id] = r
-	m.file.Pins = make(map[string]Pin, len(old.Pins)+len(holds))
-	for k, v := range old.Pins {
-		m.file.Pins[k] = v
-	}
-	for k, v := range holds {
-		m.file.Pins[k] = v
-	}
-	if err := m.save(); err != nil {
-		m.file = old
+	if err := m.commit(func(f *File) {
+		f.Rollouts[id] = r
+		for k, v := range holds {
+			f.Pins[k] = v
+		}
+	}); err != nil {
 		return Rollout{}, err
 	}
 	m.Log.Info("rollout started", "rollout", id, "image", r.Image, "version", r.Version, "hosts", len(r.Hosts()), "batches", len(r.Batches), "held", len(holds))
@@ -397,9 +368,7 @@ func (m *Runner) Control(id string, f func(Rollout, time.Time) (Rollout, error))
 	if err != nil {
 		return r.Clone(), err
 	}
-	m.file.Rollouts[id] = next
-	if err := m.save(); err != nil {
-		m.file.Rollouts[id] = r
+	if err := m.commit(func(f *File) { f.Rollouts[id] = next }); err != nil {
 		return r.Clone(), err
 	}
 	m.Log.Info("rollout state changed", "rollout", id, "state", string(next.State))

@@ -26,6 +26,8 @@ type fakeSite struct {
 	current string
 	pins    func(string) (Pin, bool)
 	onPower func() // called before PXE answers (a shutdown)
+	setFail int    // SetCurrent fails this many times
+	setSent int    // SetCurrent calls
 }
 
 func (f *fakeSite) PXE(_ context.Context, hosts []string) map[string]error {
@@ -70,9 +72,17 @@ func (f *fakeSite) Observe() map[string]Observation {
 func (f *fakeSite) Versions(string) (string, []string, error) {
 	return f.current, []string{"v1", "v2"}, nil
 }
-func (f *fakeSite) SetCurrent(_, v string) error { f.current = v; return nil }
-func (f *fakeSite) Now() time.Time               { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
-func (f *fakeSite) advance(d time.Duration)      { f.mu.Lock(); f.now = f.now.Add(d); f.mu.Unlock() }
+func (f *fakeSite) SetCurrent(_, v string) error {
+	f.setSent++
+	if f.setFail > 0 {
+		f.setFail--
+		return errors.New("rename current: input/output error")
+	}
+	f.current = v
+	return nil
+}
+func (f *fakeSite) Now() time.Time          { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
+func (f *fakeSite) advance(d time.Duration) { f.mu.Lock(); f.now = f.now.Add(d); f.mu.Unlock() }
 
 func newSite(t *testing.T, path string, site *fakeSite) *Runner {
 	m := &Runner{Path: path, Power: site, Nodes: site, Catalog: site, Now: site.Now,

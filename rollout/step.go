@@ -24,7 +24,9 @@ type Actions struct {
 	// Power lists hosts to pin to the rollout's version and then power-cycle
 	// into a network boot; their results go to PowerDone.
 	Power []string
-	// MakeCurrent: make the rollout's version the image's current one.
+	// MakeCurrent: make the rollout's version the image's current one
+	// (the rollout returned carries CurrentPending, for the runner's
+	// MakeCurrent to act on).
 	MakeCurrent bool
 }
 
@@ -105,6 +107,7 @@ func Step(r Rollout, obs map[string]Observation, now time.Time) (Rollout, Action
 	}
 	r.State, r.Finished, r.Updated = Succeeded, now, now
 	act.MakeCurrent = r.MakeCurrent
+	r.CurrentPending = r.MakeCurrent
 	r.recount()
 	return r, act
 }
@@ -257,6 +260,8 @@ func Restarted(r Rollout, now time.Time) Rollout {
 	if r.State == Running {
 		r.extendDeadline(now)
 	}
+	// A version still to be made current is tried again at once.
+	r.CurrentTried = time.Time{}
 	r.recount()
 	return r
 }

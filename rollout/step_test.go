@@ -215,8 +215,8 @@ func TestStep(t *testing.T) {
 			if got.State != tc.state || got.Batch != tc.batch {
 				t.Errorf("rollout %s at batch %d, want %s at batch %d (reason %q)", got.State, got.Batch, tc.state, tc.batch, got.Reason)
 			}
-			if act.MakeCurrent != tc.current {
-				t.Errorf("MakeCurrent %v, want %v", act.MakeCurrent, tc.current)
+			if act.MakeCurrent != tc.current || got.CurrentPending != tc.current {
+				t.Errorf("MakeCurrent %v, CurrentPending %v, want %v", act.MakeCurrent, got.CurrentPending, tc.current)
 			}
 			if tc.reason != "" {
 				all := got.Reason

@@ -50,44 +50,45 @@ func Load(path string) (File, error) {
 
 // Save writes f to path with its generation one higher, atomically: a
 // temporary file in the same folder, synced, renamed over path, and the
-// folder synced. f's Generation is updated only when the write succeeded.
+// folder synced. f's Generation is updated only when the write succeeded;
+// errors name path.
 func Save(path string, f *File) error {
 	next := *f
 	next.Generation++
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
-		return fmt.Errorf("rollout state: %w", err)
+		return fmt.Errorf("saving rollout state %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("rollout state: %w", err)
+		return fmt.Errorf("saving rollout state %s: %w", path, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("rollout state: %w", err)
+		return fmt.Errorf("saving rollout state %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
 		tmp.Close()
-		return fmt.Errorf("rollout state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("saving rollout state %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("rollout state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("saving rollout state %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("rollout state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("saving rollout state %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rollout state: %w", err)
+		return fmt.Errorf("saving rollout state %s: %w", path, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("rollout state: %w", err)
+		return fmt.Errorf("saving rollout state %s: %w", path, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("rollout state: sync %s: %w", dir, err)
+		return fmt.Errorf("saving rollout state %s: sync %s: %w", path, dir, err)
 	}
 	f.Generation = next.Generation
 	return nil
