@@ -74,8 +74,8 @@ type Runner struct {
 	// unsaved: the state in memory is ahead of the state file (power
 	// results whose save failed); the next step saves it.
 	unsaved bool
-	wakeC chan struct{}
-	once  sync.Once
+	wakeC   chan struct{}
+	once    sync.Once
 }
 
 func (m *Runner) now() time.Time {
