@@ -40,8 +40,8 @@ commands:
                                  build the node initramfs, carrying the boot signing public key
   power status|on|off|cycle|pxe [--server URL] [--token-file FILE] [--config hosts.yaml] TARGET...
                                  drive the targets' BMCs through the appliance (TARGET: host, glob, profile:NAME, all)
-  rollout start|status|pause|resume|abort
-                                 move hosts to an image version in batches, through the appliance (see moobi rollout)
+  rollout start|status|pause|resume|abort|pins|unpin
+                                 move hosts to an image version in batches, through the appliance; list and clear version pins (see moobi rollout)
   version                        print the version
 `
 

@@ -21,6 +21,8 @@ const rolloutUsage = `usage:
                       [--accept-degraded] [--make-current] [--dry-run] IMAGE TARGET...
   moobi rollout status [ID]
   moobi rollout pause|resume|abort ID
+  moobi rollout pins
+  moobi rollout unpin HOST...|all
 each also takes [--config hosts.yaml] [--server URL] [--token-file FILE]
 (TARGET: host name, glob such as 'rack1-*', profile:NAME, all)
 `
@@ -69,6 +71,14 @@ func rolloutCmd(args []string, stdout, stderr io.Writer) int {
 		if len(pos) != 1 {
 			return usage("name one rollout ID")
 		}
+	case "pins":
+		if len(pos) != 0 {
+			return usage("no arguments")
+		}
+	case "unpin":
+		if len(pos) == 0 {
+			return usage("name the hosts to unpin, or all")
+		}
 	default:
 		return usage(fmt.Sprintf("unknown subcommand %q", sub))
 	}
@@ -92,6 +102,29 @@ func rolloutCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "rollout %s started; follow it with: moobi rollout status %s\n", r.ID, r.ID)
 		}
 		return 0
+	case "pins":
+		var list httpd.PinList
+		if err := adminRequest(ctx, http.MethodGet, server, token, "/v1/pins", nil, &list, http.StatusOK); err != nil {
+			return fail(err)
+		}
+		printPins(stdout, list.Pins, time.Now())
+		return 0
+	case "unpin":
+		req := rollout.UnpinRequest{Hosts: pos}
+		if len(pos) == 1 && pos[0] == "all" {
+			req = rollout.UnpinRequest{All: true}
+		}
+		var res httpd.Unpinned
+		if err := adminRequest(ctx, http.MethodPost, server, token, "/v1/pins/unpin", req, &res, http.StatusOK); err != nil {
+			return fail(err)
+		}
+		for _, p := range res.Unpinned {
+			fmt.Fprintf(stdout, "unpinned %s (was %s %s); it boots the image's current version from its next boot\n", p.Host, p.Image, p.Version)
+		}
+		if len(res.Unpinned) == 0 {
+			fmt.Fprintln(stdout, "no pins")
+		}
+		return 0
 	case "status":
 		if len(pos) == 0 {
 			var list httpd.RolloutList
@@ -111,6 +144,25 @@ func rolloutCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	printRollout(stdout, r, time.Now())
 	return 0
+}
+
+// printPins prints one line per pinned host: the image and version it
+// boots, the rollout that pinned it and how long ago.
+func printPins(w io.Writer, pins []rollout.HostPin, now time.Time) {
+	if len(pins) == 0 {
+		fmt.Fprintln(w, "no pins: every host boots its image's current version")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tIMAGE\tVERSION\tROLLOUT\tAGE")
+	for _, p := range pins {
+		ro := p.Rollout
+		if ro == "" {
+			ro = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Host, p.Image, p.Version, ro, age(now, p.Set))
+	}
+	tw.Flush()
 }
 
 // printPlan prints a rollout's batches: each host, the version it runs
@@ -153,6 +205,15 @@ func printRollout(w io.Writer, r rollout.Rollout, now time.Time) {
 		r.ID, r.Image, r.Version, r.State, batchColumn(r), hostsColumn(r), r.Failures, r.MaxFailures)
 	if r.Reason != "" {
 		fmt.Fprintf(w, "reason: %s\n", r.Reason)
+	}
+	if r.CurrentPending {
+		last := ""
+		if r.CurrentError != "" {
+			last = fmt.Sprintf(" (last try %s ago: %s)", age(now, r.CurrentTried), r.CurrentError)
+		}
+		fmt.Fprintf(w, "make current: %s not current yet, tried again%s\n", r.Version, last)
+	} else if r.MakeCurrent && r.CurrentError != "" {
+		fmt.Fprintf(w, "make current: given up: %s\n", r.CurrentError)
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BATCH\tHOST\tSTATE\tVERSION\tNODE\tAGE\tREASON")

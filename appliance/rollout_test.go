@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,9 @@ func (site) Versions(string) (string, []string, error) { return "v1", []string{"
 func (site) SetCurrent(string, string) error           { return nil }
 
 // rolloutAppliance serves /v1/rollouts over a real rollout runner; it
-// returns the server's URL and the admin token file.
-func rolloutAppliance(t *testing.T) (string, string) {
+// returns the server's URL, the admin token file and the runner (not
+// running: the test steps it).
+func rolloutAppliance(t *testing.T) (string, string, *rollout.Runner) {
 	t.Helper()
 	dir := t.TempDir()
 	tokPath := adminauth.Path(dir)
@@ -70,11 +72,11 @@ func rolloutAppliance(t *testing.T) (string, string) {
 		Rollouts: ro, Admin: guard.Wrap, Nodes: nodes.New()}
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
-	return ts.URL, tokPath
+	return ts.URL, tokPath, ro
 }
 
 func TestRolloutCommand(t *testing.T) {
-	url, tok := rolloutAppliance(t)
+	url, tok, ro := rolloutAppliance(t)
 	run := func(wantCode int, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
@@ -108,6 +110,19 @@ func TestRolloutCommand(t *testing.T) {
 	if out := run(0, "status"); !strings.Contains(out, id) || !strings.Contains(out, "running") || !strings.Contains(out, "0/2 done") {
 		t.Errorf("status:\n%s", out)
 	}
+	if out := run(0, "pins"); !strings.Contains(out, "no pins") {
+		t.Errorf("pins before any step:\n%s", out)
+	}
+	ro.Tick(context.Background()) // pins rack1-node01 to v2 and powers it
+	if out := run(0, "pins"); !regexp.MustCompile(`(?m)^HOST +IMAGE +VERSION +ROLLOUT +AGE\nrack1-node01 +web +v2 +` + id + ` +\d`).MatchString(out) {
+		t.Errorf("pins:\n%s", out)
+	}
+	if out := run(1, "unpin", "rack1-node01"); !strings.Contains(out, "409 Conflict") || !strings.Contains(out, "rack1-node01 (rollout "+id+", running)") {
+		t.Errorf("unpin of a host of a running rollout:\n%s", out)
+	}
+	if out := run(1, "unpin", "rack2-node01"); !strings.Contains(out, "400") || !strings.Contains(out, "no pin for rack2-node01") {
+		t.Errorf("unpin of a host without a pin:\n%s", out)
+	}
 	if out := run(0, "pause", id); !strings.Contains(out, "paused") {
 		t.Errorf("pause:\n%s", out)
 	}
@@ -118,6 +133,13 @@ func TestRolloutCommand(t *testing.T) {
 	if out := run(0, "abort", id); !strings.Contains(out, "aborted") || !strings.Contains(out, "rack1-node01") {
 		t.Errorf("abort:\n%s", out)
 	}
+	if out := run(0, "unpin", "all"); !strings.Contains(out, "unpinned rack1-node01 (was web v2)") {
+		t.Errorf("unpin all after the abort:\n%s", out)
+	}
+	if out := run(0, "pins"); !strings.Contains(out, "no pins") {
+		t.Errorf("pins after unpin all:\n%s", out)
+	}
+	run(2, "unpin")
 	if out := run(1, "status", "nope"); !strings.Contains(out, "404") {
 		t.Errorf("status of an unknown rollout:\n%s", out)
 	}
@@ -127,7 +149,7 @@ func TestRolloutCommand(t *testing.T) {
 
 // moobi status ends with a line per active rollout and its batches.
 func TestStatusShowsRollouts(t *testing.T) {
-	url, tok := rolloutAppliance(t)
+	url, tok, _ := rolloutAppliance(t)
 	var out, errb bytes.Buffer
 	if code := rolloutCmd([]string{"start", "--server", url, "--token-file", tok, "--version", "v2", "web", "all"}, &out, &errb); code != 0 {
 		t.Fatalf("start: %d %s", code, errb.String())
@@ -138,5 +160,30 @@ func TestStatusShowsRollouts(t *testing.T) {
 	}
 	if want := "web to v2, running, batch 1/3, 0/3 done, 0 failed (max 0) [0/1 0/1 0/1]"; !strings.Contains(out.String(), want) {
 		t.Errorf("status says:\n%s\nwant %q (stderr %s)", out.String(), want, errb.String())
+	}
+}
+
+// A rollout whose version could not be made current says so, with the
+// error, until it is.
+func TestPrintRolloutMakeCurrent(t *testing.T) {
+	now := time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC)
+	r := rollout.Rollout{ID: "web-1", Image: "web", Version: "v2", State: rollout.Succeeded, Options: rollout.Options{MakeCurrent: true}}
+	tests := []struct {
+		name           string
+		pending        bool
+		err, want, not string
+	}{
+		{"pending, not tried", true, "", "make current: v2 not current yet, tried again\n", ""},
+		{"pending after a failure", true, "rename: input/output error", "make current: v2 not current yet, tried again (last try 30s ago: rename: input/output error)", ""},
+		{"given up", false, "version v2 is no longer kept", "make current: given up: version v2 is no longer kept", ""},
+		{"done", false, "", "", "make current"},
+	}
+	for _, tc := range tests {
+		r.CurrentPending, r.CurrentError, r.CurrentTried = tc.pending, tc.err, now.Add(-30*time.Second)
+		var b bytes.Buffer
+		printRollout(&b, r, now)
+		if !strings.Contains(b.String(), tc.want) || tc.not != "" && strings.Contains(b.String(), tc.not) {
+			t.Errorf("%s:\n%s\nwant %q", tc.name, b.String(), tc.want)
+		}
 	}
 }

@@ -238,6 +238,10 @@ func (l *listedRollouts) Control(string, func(rollout.Rollout, time.Time) (rollo
 	return rollout.Rollout{}, errors.New("read-only")
 }
 func (l *listedRollouts) Pin(string) (rollout.Pin, bool) { return rollout.Pin{}, false }
+func (l *listedRollouts) PinList() []rollout.HostPin     { return nil }
+func (l *listedRollouts) Unpin(rollout.UnpinRequest) ([]rollout.HostPin, error) {
+	return nil, errors.New("read-only")
+}
 
 // TestStreamRollouts checks the stream's rollouts event: GET
 // /v1/rollouts's JSON at the start (an empty list, not null), and again

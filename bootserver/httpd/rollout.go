@@ -18,6 +18,8 @@ type Rollouts interface {
 	Start(req rollout.Request) (rollout.Rollout, error)
 	Control(id string, f func(rollout.Rollout, time.Time) (rollout.Rollout, error)) (rollout.Rollout, error)
 	Pin(host string) (rollout.Pin, bool)
+	PinList() []rollout.HostPin
+	Unpin(req rollout.UnpinRequest) ([]rollout.HostPin, error)
 }
 
 // RolloutList is the answer of GET /v1/rollouts.
@@ -25,11 +27,24 @@ type RolloutList struct {
 	Rollouts []rollout.Rollout `json:"rollouts"`
 }
 
-// rolloutReadRoutes adds GET /v1/rollouts and /v1/rollouts/{id} behind
-// wrap (the read-only views' rule).
+// PinList is the answer of GET /v1/pins: every host's pin, by host name.
+type PinList struct {
+	Pins []rollout.HostPin `json:"pins"`
+}
+
+// Unpinned is the answer of POST /v1/pins/unpin: the pins removed.
+type Unpinned struct {
+	Unpinned []rollout.HostPin `json:"unpinned"`
+}
+
+// rolloutReadRoutes adds GET /v1/rollouts, /v1/rollouts/{id} and
+// /v1/pins behind wrap (the read-only views' rule).
 func (s *Server) rolloutReadRoutes(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
 	mux.Handle("GET /v1/rollouts", wrap(http.HandlerFunc(s.listRollouts)))
 	mux.Handle("GET /v1/rollouts/{id}", wrap(http.HandlerFunc(s.getRollout)))
+	mux.Handle("GET /v1/pins", wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeRolloutJSON(w, http.StatusOK, PinList{Pins: s.Rollouts.PinList()})
+	})))
 }
 
 // rolloutRoutes adds the rollout controls, behind the admin guard; with
@@ -37,6 +52,7 @@ func (s *Server) rolloutReadRoutes(mux *http.ServeMux, wrap func(http.Handler) h
 // reads to the admin token, as /v1/power does.
 func (s *Server) rolloutRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/rollouts", s.Admin(http.HandlerFunc(s.startRollout)))
+	mux.Handle("POST /v1/pins/unpin", s.Admin(http.HandlerFunc(s.unpin)))
 	for _, c := range []struct {
 		name string
 		f    func(rollout.Rollout, time.Time) (rollout.Rollout, error)
@@ -86,6 +102,22 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusOK
 	}
 	writeRolloutJSON(w, code, ro)
+}
+
+func (s *Server) unpin(w http.ResponseWriter, r *http.Request) {
+	var req rollout.UnpinRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		http.Error(w, `bad request: want {"hosts": ["NAME", ...]} or {"all": true}: `+err.Error(), http.StatusBadRequest)
+		return
+	}
+	removed, err := s.Rollouts.Unpin(req)
+	if err != nil {
+		s.rolloutError(w, err)
+		return
+	}
+	writeRolloutJSON(w, http.StatusOK, Unpinned{Unpinned: removed})
 }
 
 // rolloutError answers a failed rollout request: 400 for a bad request,

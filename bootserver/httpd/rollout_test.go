@@ -18,8 +18,24 @@ import (
 
 // fakeRollouts keeps rollouts in memory and pins node01 to its pin.
 type fakeRollouts struct {
-	rs  map[string]rollout.Rollout
-	pin *rollout.Pin
+	rs   map[string]rollout.Rollout
+	pin  *rollout.Pin
+	pins map[string]rollout.Pin // what PinList and Unpin see
+}
+
+func (f *fakeRollouts) PinList() []rollout.HostPin { return rollout.PinList(f.pins) }
+
+func (f *fakeRollouts) Unpin(req rollout.UnpinRequest) ([]rollout.HostPin, error) {
+	hosts, err := rollout.Unpin(req, f.pins, f.rs)
+	if err != nil {
+		return nil, err
+	}
+	var out []rollout.HostPin
+	for _, h := range hosts {
+		out = append(out, rollout.HostPin{Host: h, Pin: f.pins[h]})
+		delete(f.pins, h)
+	}
+	return out, nil
 }
 
 func (f *fakeRollouts) List() []rollout.Rollout {
@@ -202,5 +218,47 @@ func TestBootScriptFollowsPin(t *testing.T) {
 		if w.Code != 200 || !strings.Contains(w.Body.String(), c.want) {
 			t.Errorf("pin %+v: %d, script without %q:\n%s", c.pin, w.Code, c.want, w.Body)
 		}
+	}
+}
+
+// GET /v1/pins lists the pins; POST /v1/pins/unpin needs the admin token
+// and refuses unknown hosts and hosts of an active rollout.
+func TestPinEndpoints(t *testing.T) {
+	path := t.TempDir() + "/state/admin.token"
+	tok, _, _ := adminauth.LoadOrCreate(path)
+	secret, _ := adminauth.ReadFile(path)
+	guard := &adminauth.Guard{Token: tok}
+	active := rollout.Rollout{ID: "web-2", State: rollout.Paused, Batches: []rollout.Batch{{Hosts: []rollout.Host{{Name: "c"}}}}}
+	ro := &fakeRollouts{rs: map[string]rollout.Rollout{"web-2": active}, pins: map[string]rollout.Pin{
+		"a": {Image: "web", Version: "v1", Rollout: "web-1"}, "b": {Image: "web", Version: "v2"}, "c": {Image: "web", Version: "v2", Rollout: "web-2"}}}
+	s := &Server{Inventory: func() *inventory.Inventory { return &inventory.Inventory{} }, Log: slog.New(slog.DiscardHandler), Rollouts: ro, Admin: guard.Wrap}
+	tests := []struct {
+		method, path, token, body string
+		code                      int
+		want                      string
+	}{
+		{"GET", "/v1/pins", "", "", 200, `{"pins":[{"host":"a","image":"web","version":"v1","rollout":"web-1"`},
+		{"POST", "/v1/pins/unpin", "", `{"hosts":["a"]}`, 401, ""},
+		{"POST", "/v1/pins/unpin", "nope", `{"hosts":["a"]}`, 403, ""},
+		{"POST", "/v1/pins/unpin", secret, `{"host":"a"}`, 400, `unknown field "host"`},
+		{"POST", "/v1/pins/unpin", secret, `{"hosts":["zz"]}`, 400, "no pin for zz"},
+		{"POST", "/v1/pins/unpin", secret, `{"hosts":["a","c"]}`, 409, "c (rollout web-2, paused)"},
+		{"POST", "/v1/pins/unpin", secret, `{"all":true}`, 409, "c (rollout web-2, paused)"},
+		{"POST", "/v1/pins/unpin", secret, `{"hosts":["a"]}`, 200, `{"unpinned":[{"host":"a"`},
+		{"GET", "/v1/pins", "", "", 200, `{"pins":[{"host":"b"`},
+	}
+	for _, tc := range tests {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, req)
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.want) {
+			t.Errorf("%s %s %s: %d %q, want %d with %q", tc.method, tc.path, tc.body, w.Code, w.Body, tc.code, tc.want)
+		}
+	}
+	if len(ro.pins) != 2 {
+		t.Errorf("pins left %v, want b and c", ro.pins)
 	}
 }
