@@ -1,11 +1,9 @@
 package bootserver
 
 import (
-	"net"
 	"net/netip"
 
 	"moobi/images/tracker"
-	"moobi/nodeapi"
 	"moobi/nodes"
 )
 
@@ -19,24 +17,13 @@ func restSeeders(track *tracker.Tracker) func(ih [20]byte) int {
 }
 
 // bootedAt is the tracker's Options.Booted: the host at addr booted from
-// the appliance if the node the registry last saw there reported a state
-// its initramfs reaches only after it verified a signed boot config
-// (fetching, verified, running, degraded).
+// the appliance if a node the registry holds there reported a state its
+// initramfs reaches only after it verified a signed boot config (fetching,
+// verified, running, degraded; see nodes.Registry.BootedAt). Only the
+// node's authenticated events set those states and their address.
 func bootedAt(reg *nodes.Registry) func(netip.Addr) bool {
 	return func(addr netip.Addr) bool {
-		mac, _, ok := reg.ByAddress(addr.Unmap().String())
-		if !ok {
-			return false
-		}
-		hw, err := net.ParseMAC(mac)
-		if err != nil {
-			return false
-		}
-		switch reg.State(hw) {
-		case nodeapi.StateFetching, nodeapi.StateVerified, nodeapi.StateRunning, nodeapi.StateDegraded:
-			return true
-		}
-		return false
+		return reg.BootedAt(addr.Unmap().String())
 	}
 }
 

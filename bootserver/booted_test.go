@@ -51,6 +51,48 @@ func TestBootedAt(t *testing.T) {
 	}
 }
 
+// A running node's address stays booted, and an attacker's does not
+// become so, whatever unauthenticated observation names the node or its
+// address: only the node's own events (which carry its boot token) move it.
+func TestBootedAtIgnoresUnauthenticated(t *testing.T) {
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 1}
+	idle := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 2}
+	own, attacker := netip.MustParseAddr("10.99.0.21"), netip.MustParseAddr("10.99.0.66")
+	for _, tc := range []struct {
+		name    string
+		observe func(reg *nodes.Registry)
+	}{
+		{"script fetch from another host", func(reg *nodes.Registry) {
+			reg.Seen(mac, "n1", nodeapi.StateFirmware, "iPXE fetched its boot script", attacker.String())
+		}},
+		{"proxy DHCP naming the node", func(reg *nodes.Registry) {
+			reg.SeenDHCP(mac, "n1", true, "proxy DHCP: iPXE asked for its script")
+		}},
+		{"DHCP request naming the node, for the attacker's address", func(reg *nodes.Registry) {
+			reg.Addressed(mac, "n1", attacker)
+			reg.SeenAt(attacker.String(), nodeapi.StateFirmware, "TFTP: undionly.kpxe")
+		}},
+		{"DHCP naming an idle host, for the node's address", func(reg *nodes.Registry) {
+			reg.SeenDHCP(idle, "n2", false, "proxy DHCP: undionly.kpxe")
+			reg.Addressed(idle, "n2", own)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := nodes.New()
+			booted := bootedAt(reg)
+			reg.Addressed(mac, "n1", own)
+			reg.Report(mac, "n1", nodeapi.Event{State: nodeapi.StateRunning}, own.String())
+			tc.observe(reg)
+			if !booted(own) {
+				t.Errorf("the running node's address %s no longer counts as booted", own)
+			}
+			if booted(attacker) {
+				t.Errorf("the attacker's address %s counts as booted", attacker)
+			}
+		})
+	}
+}
+
 // The seeder pauses its upload by the seeders restSeeders counts: an
 // announce with left=0 from a host that did not boot adds none, so it
 // cannot make the appliance stop serving an image; the same announce from

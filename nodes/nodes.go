@@ -316,13 +316,13 @@ func (r *Registry) Seq() uint64 {
 }
 
 // enter moves n to state at now, closing the open phase and starting a new
-// boot when the node starts over with DHCP. It reports whether the state
-// changed. r.mu is held.
-func (r *Registry) enter(n *Node, state string, now time.Time) bool {
-	if n.State == state && len(n.Phases) > 0 {
+// boot when the node starts over with DHCP, or when newBoot says it booted
+// again (see Decide). It reports whether the state changed. r.mu is held.
+func (r *Registry) enter(n *Node, state string, now time.Time, newBoot bool) bool {
+	if n.State == state && len(n.Phases) > 0 && !newBoot {
 		return false
 	}
-	if state == nodeapi.StateDHCP || len(n.Phases) == 0 {
+	if state == nodeapi.StateDHCP || len(n.Phases) == 0 || newBoot {
 		// A node that does firmware DHCP again after any other state is
 		// rebooting: a new boot, a new timeline.
 		r.closePhase(n, now)
@@ -365,12 +365,13 @@ func (n *Node) log(e Entry) {
 }
 
 // Seen records what a boot service saw of a node: a state and a short
-// description (e.g. "proxy DHCP offer: ipxe.efi"), and the node's address
-// when the service knows it.
+// description (e.g. "proxy DHCP offer: ipxe.efi"), and the address of the
+// client it saw when the service knows it (a fetch naming the node's MAC).
+// It is unauthenticated: see Decide for what it changes.
 func (r *Registry) Seen(mac net.HardwareAddr, name, state, what, addr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.seen(r.node(mac, name), state, what, addr)
+	r.seen(r.node(mac, name), Observation{State: state, What: what, From: addr, Address: addr})
 }
 
 // SeenDHCP is Seen for a proxy DHCP answer: state is dhcp, or firmware
@@ -384,7 +385,7 @@ func (r *Registry) SeenDHCP(mac net.HardwareAddr, name string, ipxe bool, what s
 	if ipxe && e.State == nodeapi.StateFirmware {
 		state = nodeapi.StateFirmware
 	}
-	r.seen(e, state, what, "")
+	r.seen(e, Observation{State: state, What: what})
 }
 
 // SeenAt is Seen for a service that knows only the client's address (a
@@ -397,16 +398,23 @@ func (r *Registry) SeenAt(addr, state, what string) bool {
 	if n == nil {
 		return false
 	}
-	r.seen(n, state, what, "")
+	r.seen(n, Observation{State: state, What: what, From: addr})
 	return true
 }
 
-// seen records a boot service's observation of e. r.mu is held.
-func (r *Registry) seen(e *entry, state, what, addr string) {
+// seen records a boot service's observation of e, or only notes it (see
+// Decide). r.mu is held.
+func (r *Registry) seen(e *entry, o Observation) {
+	d := Decide(e.Node, o)
+	if !d.Apply {
+		r.note(e, d.Note)
+		return
+	}
+	state, what, addr := o.State, o.What, o.Address
 	now := r.now()
 	n := &e.Node
 	what = clipText(what, MaxTextBytes)
-	changed := r.enter(n, state, now)
+	changed := r.enter(n, state, now, d.NewBoot)
 	if changed || n.LastEvent != what {
 		n.log(Entry{Time: now, Source: "appliance", State: state, Message: what})
 	}
@@ -421,7 +429,27 @@ func (r *Registry) seen(e *entry, state, what, addr string) {
 	r.touch(e)
 }
 
-// Report records an event a node posted about itself.
+// note records in e's event log an observation that changed nothing (see
+// Decide), once per kind and address until the node reports again: an
+// attacker repeating it does not push the node's own events out of the log.
+// It changes neither the node's state, address, last event nor update time.
+// r.mu is held.
+func (r *Registry) note(e *entry, msg string) {
+	if msg == "" {
+		return
+	}
+	msg = clipText(msg, MaxTextBytes)
+	for i := len(e.Events) - 1; i >= 0 && e.Events[i].Source != "node"; i-- {
+		if e.Events[i].Message == msg {
+			return
+		}
+	}
+	e.log(Entry{Time: r.now(), Source: "appliance", State: e.State, Message: msg})
+	r.touch(e)
+}
+
+// Report records an event a node posted about itself, with its boot token
+// (the caller checked it): it is authenticated.
 func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, addr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -431,7 +459,8 @@ func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, ad
 	for _, f := range []*string{&e.Message, &e.Reason, &e.Image, &e.Version} {
 		*f = clipText(*f, MaxTextBytes)
 	}
-	changed := r.enter(n, e.State, now)
+	d := Decide(*n, Observation{State: e.State, From: addr, Address: addr, Authenticated: true})
+	changed := r.enter(n, e.State, now, d.NewBoot)
 	msg := e.Message
 	if msg == "" {
 		msg = e.State
@@ -457,12 +486,19 @@ func (r *Registry) Report(mac net.HardwareAddr, name string, e nodeapi.Event, ad
 }
 
 // Addressed records the address a node asked the site DHCP server for
-// (seen in its DHCPREQUEST): the address it boots with.
+// (seen in its DHCPREQUEST): the address it boots with. It is
+// unauthenticated: a node whose boot has reported keeps its address (see
+// Decide).
 func (r *Registry) Addressed(mac net.HardwareAddr, name string, addr netip.Addr) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.node(mac, name)
-	if a := addr.String(); n.Address != a {
+	a := addr.String()
+	if d := Decide(n.Node, Observation{What: "DHCP request for " + a, Address: a}); !d.Apply {
+		r.note(n, d.Note)
+		return
+	}
+	if n.Address != a {
 		r.setAddress(n, a)
 		r.touch(n)
 	}

@@ -113,12 +113,18 @@ func TestTimeline(t *testing.T) {
 	}
 
 	// A failure, then a reboot: the reason stays as last_error, the
-	// timeline starts over.
+	// timeline starts over. The boot reported, so its DHCP is only noted
+	// (see Decide); its fetch from its own address begins the new boot.
 	r.Report(mac1, "n1", nodeapi.Event{State: nodeapi.StateFailed, Reason: "cache device /dev/vdb missing"}, "10.0.0.5")
 	step(time.Second)
-	r.Seen(mac1, "n1", nodeapi.StateDHCP, "proxy DHCP: undionly.kpxe", "")
+	r.SeenDHCP(mac1, "n1", false, "proxy DHCP: undionly.kpxe")
+	r.Addressed(mac1, "n1", netip.MustParseAddr("10.0.0.5"))
+	if n, _ = r.Get(inv, mac1); n.State != nodeapi.StateFailed || n.Boots != 1 {
+		t.Errorf("after the reboot's DHCP: %s, boot %d; want failed, boot 1", n.State, n.Boots)
+	}
+	r.SeenAt("10.0.0.5", nodeapi.StateFirmware, "TFTP: undionly.kpxe")
 	n, _ = r.Get(inv, mac1)
-	if diff := cmp.Diff([]string{"dhcp"}, states(n)); diff != "" {
+	if diff := cmp.Diff([]string{"firmware"}, states(n)); diff != "" {
 		t.Errorf("after reboot phases (-want +got):\n%s", diff)
 	}
 	if n.Reason != "" || n.LastError != "cache device /dev/vdb missing" || n.Boots != 2 || n.Done != 0 || n.FromApp != 0 {

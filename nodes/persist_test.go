@@ -361,12 +361,17 @@ func TestSeenDHCP(t *testing.T) {
 		before string // state before; "" never seen
 		ipxe   bool
 		want   string
+		// wantLast is the last event wanted ("" the proxy DHCP one).
+		wantLast string
 	}{
 		{name: "firmware DHCP, new node", ipxe: false, want: nodeapi.StateDHCP},
 		{name: "iPXE ROM, new node", ipxe: true, want: nodeapi.StateDHCP},
 		{name: "iPXE after TFTP: same boot", before: nodeapi.StateFirmware, ipxe: true, want: nodeapi.StateFirmware},
 		{name: "firmware DHCP after TFTP: reboot", before: nodeapi.StateFirmware, ipxe: false, want: nodeapi.StateDHCP},
-		{name: "iPXE after running: reboot", before: nodeapi.StateRunning, ipxe: true, want: nodeapi.StateDHCP},
+		// Once the boot reported, DHCP is noted only (see Decide); the
+		// reboot shows at the node's first fetch from its address.
+		{name: "iPXE after running: noted", before: nodeapi.StateRunning, ipxe: true, want: nodeapi.StateRunning, wantLast: "before"},
+		{name: "firmware DHCP after failed: noted", before: nodeapi.StateFailed, ipxe: false, want: nodeapi.StateFailed, wantLast: "before"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, c, _ := newTestRegistry()
@@ -376,8 +381,12 @@ func TestSeenDHCP(t *testing.T) {
 			}
 			r.SeenDHCP(mac1, "n1", tc.ipxe, "proxy DHCP")
 			n, _ := r.Get(&inventory.Inventory{}, mac1)
-			if n.State != tc.want || n.LastEvent != "proxy DHCP" {
-				t.Errorf("state %q, last event %q; want %q", n.State, n.LastEvent, tc.want)
+			wantLast := tc.wantLast
+			if wantLast == "" {
+				wantLast = "proxy DHCP"
+			}
+			if n.State != tc.want || n.LastEvent != wantLast {
+				t.Errorf("state %q, last event %q; want %q, %q", n.State, n.LastEvent, tc.want, wantLast)
 			}
 		})
 	}
