@@ -474,7 +474,13 @@ func (cn *PeerConn) peerSentHave(piece pieceIndex) error {
 		cn.t.incPieceAvailability(piece)
 	}
 	cn._peerPieces.Add(uint32(piece))
-	if cn.t.wantPieceIndex(piece) {
+	// moobi: a "have" re-plans the requests to this peer only when the plan
+	// can matter: we are not interested yet, or fewer than half the requests
+	// it may have are outstanding. A plan sorts every block the peer has that
+	// we want; with a queue above half, the blocks already asked for keep the
+	// peer busy, and the queue is planned again when it empties (or at the
+	// next "have" below half), this piece then included.
+	if cn.t.wantPieceIndex(piece) && cn.haveMayNeedRequests() {
 		cn.onNeedUpdateRequests("have")
 	}
 	cn.peerPiecesChanged()
@@ -1582,6 +1588,18 @@ func (me *PeerConn) peerPtr() *Peer {
 // The actual value to use as the maximum outbound requests.
 func (cn *PeerConn) nominalMaxRequests() maxRequests {
 	return max(1, min(cn.PeerMaxRequests, cn.peakRequests*2, maxLocalToRemoteRequests))
+}
+
+// moobi: haveMayNeedRequests tells whether a wanted piece the peer announced
+// may change the requests to it: we are not interested, or the requests
+// outstanding (cancelled ones awaiting their answer included) are under half
+// of nominalMaxRequests.
+func (cn *PeerConn) haveMayNeedRequests() bool {
+	if !cn.requestState.Interested {
+		return true
+	}
+	pending := maxRequests(cn.requestState.Requests.GetCardinality() + cn.requestState.Cancelled.GetCardinality())
+	return pending*2 < cn.nominalMaxRequests()
 }
 
 // Set the Peer loggers. This is given Client loggers, and later Torrent loggers when the Torrent is
