@@ -111,7 +111,9 @@ func NodeInitrd(ctx context.Context, cacheDir, bin, src, keyFile string) (path s
 // under a hash of the sources it is built from. built reports whether it
 // had to be built. Concurrent calls, from different processes too, are safe.
 func NodeInitrdBase(ctx context.Context, cacheDir, bin, src string) (base string, built bool, err error) {
-	sum, err := sourceHash(src, "go.mod", "go.sum", "initrd", "images", "nodeapi", "bootsign")
+	// third_party: the node client links the BitTorrent library's fork
+	// (go.mod's replace); a change to it must rebuild the initramfs too.
+	sum, err := sourceHash(src, "go.mod", "go.sum", "initrd", "images", "nodeapi", "bootsign", "third_party")
 	if err != nil {
 		return "", false, err
 	}
