@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -31,8 +32,17 @@ func node(args []string, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 0, "BitTorrent peer port (default 6881)")
 	webSeedAfter := fs.Duration("webseed-after", 10*time.Second, "use the appliance's web seed after this long without data")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (for benchmarks)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "moobi node fetch: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer stopProfile()
 	}
 	if *server == "" || *macText == "" || *dir == "" {
 		fmt.Fprintln(stderr, "moobi node fetch: --server, --mac and --dir are required")
@@ -84,4 +94,21 @@ func node(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "uploaded %d\n", s.Uploaded())
 	}
 	return 0
+}
+
+// startCPUProfile starts a Go CPU profile written to path; the function it
+// returns stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
