@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -203,7 +205,42 @@ func TestRolloutVMs(t *testing.T) {
 		return h && r.dataset.state === 'failed' && h.textContent.includes('unreachable') && {};
 	})()`, id3))
 	dash.checkErrors(t)
+
+	// The pins: batch 1 of rollout 3 on v2 (ro-node01 too, pinned before
+	// its BMC was asked), batch 2 on v1 from rollout 2. Unpinning
+	// ro-node01 puts it back on the image's current version, v1.
+	out, code := r.rollout(ctx, "pins")
+	t.Logf("moobi rollout pins:\n%s", out)
+	for _, p := range []struct{ host, version, id string }{{"ro-node01", v2, id3}, {"ro-node02", v2, id3}, {"ro-node03", v1, id2}, {"ro-node04", v1, id2}} {
+		line := `(?m)^` + p.host + ` +web +` + regexp.QuoteMeta(p.version) + ` +` + regexp.QuoteMeta(p.id) + ` +\d`
+		if code != 0 || !regexp.MustCompile(line).MatchString(out) {
+			t.Errorf("moobi rollout pins: exit %d, no line for %s on %s by %s:\n%s", code, p.host, p.version, p.id, out)
+		}
+	}
+	if out, code := r.rollout(ctx, "unpin", "ro-node01"); code != 0 || !strings.Contains(out, "unpinned ro-node01 (was web "+v2+")") {
+		t.Errorf("moobi rollout unpin ro-node01: exit %d\n%s", code, out)
+	}
+	if out, _ := r.rollout(ctx, "pins"); strings.Contains(out, "ro-node01") || !strings.Contains(out, "ro-node02") {
+		t.Errorf("pins after unpinning ro-node01:\n%s", out)
+	}
+	if script, err := curl(ctx, r.l, r.url("/boot/"+hosts[0].mac+".ipxe")); err != nil || !strings.Contains(script, "moobi.version="+v1) {
+		t.Errorf("ro-node01's boot script after the unpin does not name %s (current): %v\n%s", v1, err, script)
+	}
 	t.Logf("TestRolloutVMs took %.1fs", time.Since(testStart).Seconds())
+}
+
+// rollout runs `moobi rollout ARGS... --config hosts.yaml` in the
+// appliance's namespace and returns its output and exit code.
+func (r *powerRack) rollout(ctx context.Context, args ...string) (string, int) {
+	out, err := r.l.Command(ctx, r.bin, append(append([]string{"rollout"}, args...), "--config", r.cfg)...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		return string(out) + err.Error(), -1
+	}
+	return string(out), 0
 }
 
 // startRollout runs `moobi rollout start ARGS...` and returns the
