@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -144,9 +145,8 @@ func TestHostileRackBoot(t *testing.T) {
 		if !regexp.MustCompile(`MOOBI: boot failed: boot config from \S+ answers nonce "[0-9a-f]+", not this request's`).MatchString(vms[n.mac].Console()) {
 			t.Errorf("%s: no refusal of the replayed config on its console:\n%s", n.name, lab.Tail(vms[n.mac].Console(), 40))
 		}
-		// Its own report: the attacker's script fetches show in /v1/nodes
-		// as new boots of the node (state firmware, the attacker's
-		// address), as docs/security.md says.
+		// Its own report; the attacker's script fetches, which go on,
+		// leave it running at its own address (checked below).
 		ran := false
 		for _, e := range r.app.Entries() {
 			ran = ran || e.Msg == "node event" && e.MAC == n.mac && e.State == "running" && e.Version == v2
@@ -157,6 +157,16 @@ func TestHostileRackBoot(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("rogue server:\n%s", lab.Tail(rogue.output(), 20))
+	}
+	// During the storm, which fetches every node's script from the
+	// attacker's address, /v1/nodes shows each node running v2 at the
+	// address the site DHCP server leased it (not the attacker's).
+	leases := map[string]string{}
+	for _, n := range rack {
+		if leases[n.mac], err = l.WaitSiteLease(ctx, n.mac); err != nil {
+			t.Fatal(err)
+		}
+		checkKept(t, ctx, r, n, leases[n.mac], v2)
 	}
 	if err := os.WriteFile(stop, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -186,6 +196,22 @@ func TestHostileRackBoot(t *testing.T) {
 			}
 			stolen++
 		}
+	}
+
+	// Once the storm is over: a script fetch and a proxy DHCP request
+	// naming each node, from the attacker, change nothing but its events.
+	// (The storm used up the attacker's script allowance: 429 asks it to
+	// come back in a second.)
+	for _, n := range rack {
+		eventually(t, ctx, 20*time.Second, time.Second, func() (bool, string) {
+			code, err := hostileCurl("-o", "/dev/null", "-w", "%{http_code}", r.url("/boot/"+n.mac+".ipxe"))
+			return err == nil && code == "200", fmt.Sprintf("%s: the attacker's script fetch got %q (%v), want 200", n.name, code, err)
+		})
+		if _, err := proxyDHCPProbe(ctx, ns, n.mac); err != nil {
+			t.Errorf("%s: the attacker's proxy DHCP request: %v", n.name, err)
+		}
+		checkKept(t, ctx, r, n, leases[n.mac], v2, `^iPXE fetched its boot script from 10\.99\.0\.66 \(unauthenticated; state kept\)$`,
+			`^proxy DHCP: \S+ \(unauthenticated; state kept\)$`)
 	}
 
 	summary := lastLine(storm.output(), "storm:")
@@ -243,6 +269,34 @@ func TestHostileRackBoot(t *testing.T) {
 	}
 	if rss <= 0 || rss > 150<<20 {
 		t.Errorf("appliance RSS %.1f MiB after the storm, want at most 150 MiB", rss/(1<<20))
+	}
+}
+
+// checkKept checks that /v1/nodes/MAC shows node n running version at
+// address, with events in state running matching each of notes (regular
+// expressions): the attacker's observations.
+func checkKept(t *testing.T, ctx context.Context, r *vmRack, n rackNode, address, version string, notes ...string) {
+	t.Helper()
+	out, err := curl(ctx, r.l, r.url("/v1/nodes/"+n.mac))
+	var v nodeView
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &v)
+	}
+	if err != nil {
+		t.Errorf("%s: GET /v1/nodes/%s: %v: %s", n.name, n.mac, err, out)
+		return
+	}
+	if v.State != "running" || v.Address != address || v.Version != version {
+		t.Errorf("%s: /v1/nodes shows it %s at %s, version %q (last event %q); want running at %s (its lease), %s", n.name, v.State, v.Address, v.Version, v.LastEvent, address, version)
+	}
+	for _, note := range notes {
+		found := false
+		for _, e := range v.Events {
+			found = found || e.State == "running" && regexp.MustCompile(note).MatchString(e.Message)
+		}
+		if !found {
+			t.Errorf("%s: no event %q in state running; events: %+v", n.name, note, v.Events)
+		}
 	}
 }
 
