@@ -41,10 +41,11 @@ func (l *perAddress) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if l.open[ip] >= l.max {
 			l.mu.Unlock()
-			c.Close()
+			// Counted before the close the client sees.
 			if l.refused != nil {
 				l.refused()
 			}
+			c.Close()
 			continue
 		}
 		l.open[ip]++
