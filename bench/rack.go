@@ -52,6 +52,7 @@ type rackRun struct {
 	fromPeers   int64
 	cpuBusy     float64 // of the machine, 0..1
 	nodeCPU     float64 // mean CPU seconds (user+system) of one node's client
+	nodeUser    float64 // the user part of nodeCPU
 	// fbP50, fbMax: the median and largest node's time from its boot
 	// config to its first image byte (moobi only).
 	fbP50, fbMax float64
@@ -157,6 +158,9 @@ func (r *rackLab) fetchRack(ctx context.Context, self, method string, n int, siz
 	for _, cmd := range cmds {
 		// `ip netns exec` execs the client in place: this is its usage.
 		run.nodeCPU += exitedCPU(cmd.ProcessState) / float64(n)
+		if cmd.ProcessState != nil {
+			run.nodeUser += cmd.ProcessState.UserTime().Seconds() / float64(n)
+		}
 	}
 	var secs, fbs []float64
 	for i, nd := range nodes {
@@ -256,8 +260,8 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 				}
 				run.bound = bound
 				runs = append(runs, run)
-				fmt.Printf("bench: rack appliance %-8s %-5s N=%-3d all %.1f s (bound %.1f s, %.2f×) p50 %.1f p99 %.1f; first byte p50 %.3f max %.3f s; appliance sent %.2f× S; CPU %.0f%%, %.2f s per node, %.2f s per GiB (load %s)\n",
-					rate, method, n, run.all, bound, run.all/bound, run.p50, run.p99, run.fbP50, run.fbMax, float64(run.applianceTx)/float64(size), run.cpuBusy*100, run.nodeCPU, perGiB(run.nodeCPU, size), load)
+				fmt.Printf("bench: rack appliance %-8s %-5s N=%-3d all %.1f s (bound %.1f s, %.2f×) p50 %.1f p99 %.1f; first byte p50 %.3f max %.3f s; appliance sent %.2f× S; CPU %.0f%%, %.2f s per node (user %.2f), %.2f s per GiB (load %s)\n",
+					rate, method, n, run.all, bound, run.all/bound, run.p50, run.p99, run.fbP50, run.fbMax, float64(run.applianceTx)/float64(size), run.cpuBusy*100, run.nodeCPU, run.nodeUser, perGiB(run.nodeCPU, size), load)
 			}
 		}
 		byN := func(method string, n int) (rackRun, bool) {
