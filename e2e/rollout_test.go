@@ -29,8 +29,10 @@ import (
 //   - a rollout back to v1 resumes after the appliance restarts in its
 //     middle, and cycles no host twice;
 //   - a rollout to v2 while ro-node01's BMC is unreachable (its simulator
-//     stopped: a BMC off the network) stops with that host failed, with no
-//     failure allowed, and leaves batch 2 on v1, untouched.
+//     stopped: a BMC off the network) and ro-node02 cannot boot from the
+//     network (powered, it never comes up) stops, with one failure
+//     allowed, at ro-node02's batch timeout, and leaves batch 2 on v1,
+//     untouched.
 func TestRolloutVMs(t *testing.T) {
 	lab.RequireRoot(t, "qemu-system-x86_64", "curl", "mksquashfs", "ipmi_sim", "chromium")
 	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
@@ -175,20 +177,33 @@ func TestRolloutVMs(t *testing.T) {
 		t.Errorf("network boots per VM after the restarted rollout: %v, want 3 each (no host cycled twice)", got)
 	}
 
-	// Rollout 3: to v2 again, but ro-node01's BMC is off the network. With
-	// no failure allowed, the rollout stops after batch 1; batch 2 stays
-	// on v1, never power-cycled.
+	// Rollout 3: to v2 again, but ro-node01's BMC is off the network and
+	// ro-node02 can no longer boot from the network (its BMC powers it,
+	// it never comes up). With one failure allowed, ro-node01's is within
+	// the budget; ro-node02's, at the batch timeout, is one too many: the
+	// rollout stops after batch 1, and batch 2 stays on v1, never
+	// power-cycled.
 	sims[0].Stop()
+	if err := sims[1].BreakNetworkBoot(); err != nil {
+		t.Fatal(err)
+	}
 	start = time.Now()
-	id3 := r.startRollout(t, ctx, "--version", v2, "--batch", "2", "--batch-timeout", "5m", "web", "all")
+	id3 := r.startRollout(t, ctx, "--version", v2, "--batch", "2", "--max-failures", "1", "--batch-timeout", "1m", "web", "all")
 	ro3 := r.waitRollout(t, ctx, id3, 4*time.Minute)
-	t.Logf("rollout %s with an unreachable BMC: %s in %.1fs: %s", id3, ro3.State, time.Since(start).Seconds(), ro3.Reason)
-	if ro3.State != rollout.Failed {
-		t.Fatalf("rollout %s with ro-node01's BMC gone: %s, want failed\n%s", id3, ro3.State, rolloutJSON(ro3))
+	t.Logf("rollout %s with an unreachable BMC and a host that cannot boot: %s in %.1fs: %s", id3, ro3.State, time.Since(start).Seconds(), ro3.Reason)
+	if ro3.State != rollout.Failed || !strings.Contains(ro3.Reason, "2 hosts failed, more than max_failures 1") {
+		t.Fatalf("rollout %s with ro-node01's BMC gone and ro-node02 unable to boot: %s, want failed\n%s", id3, ro3.State, rolloutJSON(ro3))
 	}
 	h1 := ro3.Batches[0].Hosts[0]
 	if h1.Name != "ro-node01" || h1.State != rollout.HostFailed || !strings.Contains(h1.Reason, "unreachable") {
 		t.Errorf("ro-node01 in the failed rollout: %+v, want failed, unreachable", h1)
+	}
+	h2 := ro3.Batches[0].Hosts[1]
+	if h2.Name != "ro-node02" || h2.State != rollout.HostFailed || h2.Powered.IsZero() || !strings.Contains(h2.Reason, "timeout") {
+		t.Errorf("ro-node02 in the failed rollout: %+v, want powered, then failed at the batch timeout", h2)
+	}
+	if all, pxe := sims[1].Starts(); pxe != 3 || all != 4 || !sims[1].Running() {
+		t.Errorf("ro-node02 after the failed rollout: %d starts, %d from the network, running %v; want a 4th start, not from the network, still on", all, pxe, sims[1].Running())
 	}
 	for _, h := range ro3.Batches[1].Hosts {
 		if h.State != rollout.Waiting || !h.Powered.IsZero() {

@@ -112,6 +112,15 @@ func (s *IPMISim) Starts() (all, pxe int) {
 	return strings.Count(log, "start "), strings.Count(log, "start pxe")
 }
 
+// BreakNetworkBoot makes the machine fail to boot from the network from
+// now on, as a host with a dead NIC or a broken boot order would: the BMC
+// still answers and powers it, but a power-up asked to boot from the
+// network starts the VM without its network boot (it sits in its
+// firmware, finding nothing to boot).
+func (s *IPMISim) BreakNetworkBoot() error {
+	return os.WriteFile(filepath.Join(s.dir, "nonet"), nil, 0o644)
+}
+
 // Log is ipmi_sim's output and the chassis program's record.
 func (s *IPMISim) Log() string {
 	return readFile(filepath.Join(s.dir, "ipmi_sim.log")) + readFile(filepath.Join(s.dir, "starts"))
@@ -310,7 +319,9 @@ D=%q
 running() { [ -f "$D/pid" ] && kill -0 "$(cat "$D/pid")" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$D/pid")/stat" 2>/dev/null; }
 start() {
 	running && return 0
-	if [ "$(cat "$D/boot")" = pxe ]; then
+	if [ "$(cat "$D/boot")" = pxe ] && [ -f "$D/nonet" ]; then
+		echo default > "$D/boot"; run=run-nopxe.sh; echo "start nopxe (network boot broken)" >> "$D/starts"
+	elif [ "$(cat "$D/boot")" = pxe ]; then
 		echo default > "$D/boot"; run=run-pxe.sh; echo "start pxe" >> "$D/starts"
 	else
 		run=run-nopxe.sh; echo "start nopxe" >> "$D/starts"
