@@ -18,7 +18,14 @@ func HandshakeLimits() admit.Limits {
 	return admit.Limits{InAll: MaxIncomingHandshakes, PerIP: MaxIncomingHandshakesPerIP}
 }
 
-// NewClient starts a BitTorrent client with cfg (see Config) whose incoming
+// NewClient is NewAdmittedClient for callers that need not read the
+// listener's counts.
+func NewClient(cfg *torrent.ClientConfig, lim admit.Limits) (*torrent.Client, error) {
+	cl, _, err := NewAdmittedClient(cfg, lim)
+	return cl, err
+}
+
+// NewAdmittedClient starts a BitTorrent client with cfg (see Config) whose incoming
 // peer connections pass through an admit.Listener: at most lim handshakes
 // in progress. It listens on TCP itself, on cfg.ListenHost and
 // cfg.ListenPort (one dual-stack socket unless cfg disables IPv4 or IPv6),
@@ -31,9 +38,12 @@ func HandshakeLimits() admit.Limits {
 // anacrolix/torrent v1.61.0 has no limit of its own (Client.acceptConnections
 // starts a goroutine per connection) and no hook around its own listener;
 // these are its public hooks that do the same from outside.
-func NewClient(cfg *torrent.ClientConfig, lim admit.Limits) (*torrent.Client, error) {
+//
+// It returns the admit.Listener too: its Stats count the connections it
+// closed (the appliance exports them as metrics).
+func NewAdmittedClient(cfg *torrent.ClientConfig, lim admit.Limits) (*torrent.Client, *admit.Listener, error) {
 	if !cfg.DisableUTP {
-		return nil, fmt.Errorf("start BitTorrent client: uTP is on; its connections would bypass the handshake limits")
+		return nil, nil, fmt.Errorf("start BitTorrent client: uTP is on; its connections would bypass the handshake limits")
 	}
 	network := "tcp"
 	switch {
@@ -52,7 +62,7 @@ func NewClient(cfg *torrent.ClientConfig, lim admit.Limits) (*torrent.Client, er
 	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen for peers on %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("listen for peers on %s: %w", addr, err)
 	}
 	al := admit.Listen(ln, lim)
 	prev := cfg.Callbacks.CompletedHandshake
@@ -68,7 +78,7 @@ func NewClient(cfg *torrent.ClientConfig, lim admit.Limits) (*torrent.Client, er
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		al.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if cfg.DialForPeerConns {
 		cl.AddDialer(torrent.NetworkDialer{Network: network, Dialer: lingerless{&net.Dialer{KeepAlive: -1, FallbackDelay: -1}}})
@@ -78,7 +88,7 @@ func NewClient(cfg *torrent.ClientConfig, lim admit.Limits) (*torrent.Client, er
 		<-cl.Closed()
 		al.Close()
 	}()
-	return cl, nil
+	return cl, al, nil
 }
 
 // lingerless dials TCP connections that close with a reset (SO_LINGER 0),

@@ -23,6 +23,7 @@ import (
 // incoming handshakes.
 type handshakeSeed struct {
 	client *torrent.Client
+	admit  *admit.Listener // its listener, for the counts of what it closed
 	addr   *net.TCPAddr
 	data   []byte // the image
 	ib     []byte // its torrent info
@@ -38,9 +39,13 @@ func startSeed(t *testing.T, lim admit.Limits) handshakeSeed {
 	path, data, ib, ih := swarmtest.Image(t, t.TempDir(), 8*pieceLen, pieceLen)
 	cfg := swarm.Config(0, slog.New(slog.DiscardHandler))
 	cfg.HandshakesTimeout = time.Minute
-	seed := swarmtest.ClientLimits(t, cfg, lim)
+	seed, al, err := swarm.NewAdmittedClient(swarmtest.Loopback(cfg), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seed.Close() })
 	swarmtest.Add(t, seed, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
-	return handshakeSeed{client: seed, addr: seed.ListenAddrs()[0].(*net.TCPAddr), data: data, ib: ib, ih: ih}
+	return handshakeSeed{client: seed, admit: al, addr: seed.ListenAddrs()[0].(*net.TCPAddr), data: data, ib: ib, ih: ih}
 }
 
 // download has a new node download the image from s and returns how long
@@ -114,6 +119,9 @@ func TestHandshakesPerIP(t *testing.T) {
 	if err := readErr(extra, 30*time.Second); err == nil || isTimeout(err) {
 		t.Fatalf("connection %d from one address while %d handshake: read error %v, want it closed", swarm.MaxIncomingHandshakesPerIP+1, swarm.MaxIncomingHandshakesPerIP, err)
 	}
+	if got := s.admit.Stats(); got != (admit.Stats{OverPerIP: 1}) {
+		t.Errorf("NewAdmittedClient's listener counts %+v, want the one connection over the per-address limit", got)
+	}
 	for i, c := range held {
 		if err := readErr(c, 50*time.Millisecond); !isTimeout(err) {
 			t.Errorf("silent connection %d: read error %v, want it still open (handshaking)", i, err)
@@ -153,6 +161,9 @@ func TestHandshakesInAll(t *testing.T) {
 	}
 	if err := readErr(held[0], 5*time.Second); err == nil || isTimeout(err) {
 		t.Errorf("oldest silent connection: read error %v, want it closed to make room", err)
+	}
+	if got := s.admit.Stats(); got != (admit.Stats{MadeRoom: 1}) {
+		t.Errorf("NewAdmittedClient's listener counts %+v, want the one handshake closed to make room", got)
 	}
 	if err := readErr(held[1], 50*time.Millisecond); !isTimeout(err) {
 		t.Errorf("second silent connection: read error %v, want it still open", err)
