@@ -182,6 +182,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.Metrics.SetSources(seed.Uploaded, func() map[string]int { return reg.Counts(s.Store.Current()) })
 	s.Metrics.SetRestSource(seed.Resting)
+	s.Metrics.SetHandshakeSource(func() metrics.HandshakesClosed {
+		st := seed.HandshakesClosed()
+		return metrics.HandshakesClosed{PerAddress: st.OverPerIP, MadeRoom: st.MadeRoom}
+	})
 	s.Metrics.SetStateAgeSource(reg.StateAges)
 	obs := &observer{Metrics: s.Metrics, nodes: reg, inv: s.Store.Current}
 	for _, d := range dhcp {

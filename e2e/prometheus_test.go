@@ -114,6 +114,7 @@ scrape_configs:
 		{`sum(moobi_swarm_peers{image="web"})`, 0},
 		{`sum(moobi_swarm_node_bytes{image="web"})`, 0},
 		{`sum(moobi_seeder_resting_versions{image="web"})`, 0},
+		{`count(moobi_swarm_handshakes_closed_total{reason=~"per-address|made-room"})`, 2}, // both reasons, from the start
 		{`moobi_nodes{state="running"}`, 1},
 		{`moobi_nodes{state="failed"}`, 1},
 		{`moobi_nodes_state_age_max_seconds{state="running"}`, 0},

@@ -44,6 +44,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	m.HTTPRefused()
 	m.AuthRefused()("missing")
 	m.SetPowerSource(func() map[string]int { return map[string]int{"on": 1} })
+	m.SetHandshakeSource(func() HandshakesClosed { return HandshakesClosed{PerAddress: 1} })
 	m.Rollouts(func() map[string]int { return map[string]int{"booting": 1} }, func() map[string]int { return map[string]int{"running": 1} })()
 	m.PhaseDone("fetching", time.Second)
 	m.BootDone(time.Minute)

@@ -32,6 +32,7 @@ import (
 	"moobi/images/catalog"
 	"moobi/images/piecestore"
 	"moobi/images/swarm"
+	"moobi/images/swarm/admit"
 )
 
 // Seeder seeds the catalog.
@@ -63,6 +64,7 @@ type Seeder struct {
 	Log    *slog.Logger
 
 	client  *torrent.Client
+	admit   *admit.Listener // the client's, for HandshakesClosed
 	ready   chan struct{}
 	mu      sync.Mutex
 	asked   asked             // suggest's: which pieces each peer asked for
@@ -118,7 +120,7 @@ func (s *Seeder) Run(ctx context.Context) error {
 			s.asked.add(pc, int(m.Index))
 		}
 	}
-	cl, err := swarm.NewClient(cfg, swarm.HandshakeLimits())
+	cl, al, err := swarm.NewAdmittedClient(cfg, swarm.HandshakeLimits())
 	if err != nil {
 		return fmt.Errorf("seeder: start BitTorrent client on port %d: %w", port, err)
 	}
@@ -129,7 +131,7 @@ func (s *Seeder) Run(ctx context.Context) error {
 	}
 	defer w.Close()
 	s.mu.Lock()
-	s.client, s.seeding, s.retired = cl, map[string]*entry{}, map[string]int64{}
+	s.client, s.admit, s.seeding, s.retired = cl, al, map[string]*entry{}, map[string]int64{}
 	s.mu.Unlock()
 	rescan := s.Rescan
 	if rescan == 0 {
@@ -315,6 +317,20 @@ func (s *Seeder) Uploaded() map[string]int64 {
 		out[e.name] += uploaded(e.t)
 	}
 	return out
+}
+
+// HandshakesClosed returns the counts of incoming peer connections the
+// seeder's listener closed: over the per-address handshake limit, and
+// handshaking longest to make room for a newer one (zero before Run
+// started its client).
+func (s *Seeder) HandshakesClosed() admit.Stats {
+	s.mu.Lock()
+	al := s.admit
+	s.mu.Unlock()
+	if al == nil {
+		return admit.Stats{}
+	}
+	return al.Stats()
 }
 
 // Seeding reports whether the version with this infohash is fully
