@@ -6,7 +6,6 @@ package bootserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,17 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"moobi/bootserver/fileroot"
-	"moobi/bootserver/fulldhcp"
 	"moobi/bootserver/httpd"
 	"moobi/bootserver/proxydhcp"
 	"moobi/bootserver/tftpd"
-	"moobi/images/catalog"
-	"moobi/images/seeder"
-	"moobi/images/swarm"
-	"moobi/images/tracker"
 	"moobi/inventory"
 	"moobi/metrics"
 	"moobi/nodeapi"
@@ -100,173 +92,16 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-
-	dhcp := make([]*proxydhcp.Server, 0, 2)
-	dhcpConns := make([]net.PacketConn, 0, 2)
-	// Full DHCP mode answers boot clients itself, on port 67: no proxy.
-	var full *fulldhcp.Server
-	if app.DHCP.Full() {
-		srv, conn, err := s.listenFullDHCP(ctx, app)
-		if err != nil {
-			return err
-		}
-		full, dhcpConns = srv, append(dhcpConns, conn)
-	}
-	for _, port := range []int{proxydhcp.PortDHCP, proxydhcp.PortPXE} {
-		if full != nil {
-			break
-		}
-		srv := &proxydhcp.Server{Interface: app.Interface, Port: port, Env: s.dhcpEnv, Log: s.Log, Observer: s.Metrics}
-		conn, err := srv.Listen()
-		if err != nil {
-			closeAll(dhcpConns)
-			return err
-		}
-		dhcp, dhcpConns = append(dhcp, srv), append(dhcpConns, conn)
-	}
-	tftpConn, err := tftpd.Listen(net.JoinHostPort(ip.String(), "69"))
+	ls, err := s.listen(ctx, app, ip)
 	if err != nil {
-		closeAll(dhcpConns)
 		return err
 	}
-	httpLn, err := net.Listen("tcp", ":"+strconv.Itoa(app.HTTPPort))
+	svc, err := s.build(app, ip, ls, guard)
 	if err != nil {
-		closeAll(append(dhcpConns, tftpConn))
-		return fmt.Errorf("http listen on port %d: %w", app.HTTPPort, err)
-	}
-
-	cat, err := catalog.Open(filepath.Join(app.DataDir, "images"))
-	if err != nil {
-		closeAll(append(dhcpConns, tftpConn))
-		httpLn.Close()
-		return fmt.Errorf("image catalog: %w", err)
-	}
-	seedPort := s.SeedPort
-	if seedPort == 0 {
-		seedPort = swarm.DefaultPort
-	}
-	seed := &seeder.Seeder{
-		Catalog:  cat,
-		StateDir: filepath.Join(app.DataDir, "state", "seed"),
-		Port:     seedPort,
-		Announce: func() string { return s.baseURL() + "/announce" },
-		// Mbit/s to bytes/s.
-		UploadBytesPerSec: func() int64 { return int64(s.Store.Current().Appliance.SeedUploadMbit) * 1000 * 1000 / 8 },
-		RestCopies:        func() int { return s.Store.Current().Appliance.SeedRestCopies },
-		Log:               s.Log.With("component", "seeder"),
-	}
-	reg := nodes.New()
-	nets := bootNetworks(app.Interface)
-	track := tracker.New(tracker.Options{
-		// A rack boots in a minute or two: nodes must learn of each other
-		// quickly, and a LAN tracker can afford it.
-		Interval: 10 * time.Second,
-		Known:    seed.Known,
-		Allowed:  onNetworks(nets),
-		Origins: func(ap netip.AddrPort) bool {
-			return ap.Port() == uint16(seedPort) && ap.Addr().Unmap() == netip.AddrFrom4([4]byte(ip.To4()))
-		},
-		Booted: bootedAt(reg),
-		Log:    s.Log.With("component", "tracker"),
-	})
-	seed.Seeders = restSeeders(track)
-	seed.Booted = bootedAt(reg)
-	reg.Observer = s.Metrics
-	reg.Listed = s.listed
-	// Node states are restored before anything is served.
-	statePath := filepath.Join(app.DataDir, "state", "nodes.json")
-	if err := reg.Load(statePath); err != nil {
-		s.Log.Error("node states not restored", "err", err)
-	} else {
-		s.Log.Info("node states restored", "file", statePath, "nodes", reg.Len())
-	}
-	s.Metrics.SetSources(seed.Uploaded, func() map[string]int { return reg.Counts(s.Store.Current()) })
-	s.Metrics.SetRestSource(seed.Resting)
-	s.Metrics.SetHandshakeSource(func() metrics.HandshakesClosed {
-		st := seed.HandshakesClosed()
-		return metrics.HandshakesClosed{PerAddress: st.OverPerIP, MadeRoom: st.MadeRoom}
-	})
-	s.Metrics.SetStateAgeSource(reg.StateAges)
-	obs := &observer{Metrics: s.Metrics, nodes: reg, inv: s.Store.Current}
-	for _, d := range dhcp {
-		d.Observer = obs
-	}
-	if full != nil {
-		full.Observer = obs
-	}
-	tftp := &tftpd.Server{Open: s.openTFTP, Log: s.Log, Observer: obs, Allowed: onNetworks(nets), MaxPerClient: app.TFTPPerClient}
-	web := &httpd.Server{
-		Inventory:   s.Store.Current,
-		BaseURL:     s.baseURL,
-		Metrics:     s.Metrics.Handler(),
-		Count:       s.Metrics.HTTPRequest,
-		Refused:     s.Metrics.HTTPRefused,
-		Log:         s.Log,
-		Catalog:     cat,
-		Tracker:     track,
-		Nodes:       reg,
-		NodeInitrd:  func() string { return s.Store.Current().Appliance.NodeInitrd },
-		WebSeedSent: s.Metrics.WebSeedSent,
-		Signer:      s.Signer,
-		Uploaded:    s.Metrics.ApplianceUploaded,
-		SwarmCounts: func(ih [20]byte) (int, int) {
-			sw := track.Swarm(ih)
-			return sw.Seeders, sw.Leechers
-		},
-		Dashboard: s.Dashboard,
-	}
-	pw := s.powerRunner()
-	web.Power, web.Admin = pw, guard.Wrap
-	ro := s.rollouts(app, reg, cat, pw)
-	web.Rollouts = ro
-	web.PowerStates = s.powerPoll().Readings
-	s.Metrics.SetPowerSource(s.powerPoll().Counts)
-	adminLn, err := adminViews(app, web, guard)
-	if err != nil {
-		closeAll(append(dhcpConns, tftpConn))
-		httpLn.Close()
+		ls.close()
 		return err
 	}
-	s.web.Store(web)
-	s.Metrics.SetSwarmSource(func() []metrics.Swarm {
-		views, err := web.Swarms()
-		if err != nil {
-			return nil
-		}
-		out := make([]metrics.Swarm, 0, len(views))
-		for _, v := range views {
-			out = append(out, metrics.Swarm{Image: v.Image, Seeders: v.Seeders, Leechers: v.Leechers,
-				FromPeers: v.PeerBytes, FromApp: v.NodeBytes - v.PeerBytes})
-		}
-		return out
-	})
-	g, ctx := errgroup.WithContext(ctx)
-	for i := range dhcp {
-		g.Go(func() error { return dhcp[i].Serve(ctx, dhcpConns[i]) })
-	}
-	if full != nil {
-		g.Go(func() error { return full.Serve(ctx, dhcpConns[0]) })
-	}
-	g.Go(func() error { return tftp.Serve(ctx, tftpConn) })
-	g.Go(func() error { return web.Serve(ctx, httpLn) })
-	if adminLn != nil {
-		g.Go(func() error { return web.ServeAdmin(ctx, adminLn) })
-	}
-	g.Go(func() error { return s.Store.Watch(ctx, s.HUP) })
-	g.Go(func() error { return s.powerPoll().Run(ctx) })
-	g.Go(func() error { return seed.Run(ctx) })
-	g.Go(func() error { return track.Run(ctx) })
-	g.Go(func() error { return ro.Run(ctx) })
-	g.Go(func() error {
-		return reg.Persist(ctx, statePath, 2*time.Second, s.Log.With("component", "nodes"))
-	})
-	log.Info("appliance serving", "http_port", app.HTTPPort, "hosts", len(s.Store.Current().Hosts))
-	err = g.Wait()
-	if errors.Is(err, context.Canceled) {
-		err = nil
-	}
-	log.Info("appliance stopped", "err", err)
-	return err
+	return s.serve(ctx, log, app, ls, svc)
 }
 
 func closeAll(cs []net.PacketConn) {
