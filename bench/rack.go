@@ -254,9 +254,14 @@ func (b *runner) rackSection(ctx context.Context) (extraSection, error) {
 					timeout += time.Duration(float64(n)*float64(size)*8/appBits*3) * time.Second
 				}
 				load := strings.Fields(loadAvg())[0]
+				fullsBefore, fullsErr := neighTableFulls()
 				run, err := r.fetchRack(ctx, b.self, method, n, size, images, sums, timeout)
 				if err != nil {
 					return x, fmt.Errorf("%s, %d nodes, appliance %s: %w", method, n, rate, err)
+				}
+				if fullsAfter, err := neighTableFulls(); fullsErr == nil && err == nil && fullsAfter > fullsBefore {
+					fmt.Printf("bench: rack appliance %s %s N=%d: WARNING: the host's neighbour table overflowed %d times during this run: connections between nodes failed, so it measures the lab\n",
+						rate, method, n, fullsAfter-fullsBefore)
 				}
 				run.bound = bound
 				runs = append(runs, run)

@@ -29,6 +29,8 @@ type rackLab struct {
 	macs    []string
 	caches  string
 	mounted bool
+	// restoreNeigh puts back the host's neighbour-table thresholds.
+	restoreNeigh func()
 }
 
 const rackMACPrefix = "52:54:00:be:"
@@ -46,6 +48,9 @@ func (b *runner) newRackLab(ctx context.Context, name string, hosts int, nodeRat
 			r.Close()
 		}
 	}()
+	if r.restoreNeigh, err = raiseNeighTable(hosts); err != nil {
+		return nil, err
+	}
 	kernelCache := b.c.rack.kernelCache
 	if kernelCache == "" {
 		if kernelCache = os.Getenv("MOOBI_CACHE"); kernelCache == "" {
@@ -177,6 +182,9 @@ func (r *rackLab) Close() {
 	}
 	if r.mounted {
 		exec.Command("umount", "-l", r.caches).Run()
+	}
+	if r.restoreNeigh != nil {
+		r.restoreNeigh()
 	}
 }
 
