@@ -1,9 +1,7 @@
 package metrics
 
 import (
-	"io"
 	"net"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -42,12 +40,6 @@ func TestHandshakesClosed(t *testing.T) {
 		st := l.Stats()
 		return HandshakesClosed{PerAddress: st.OverPerIP, MadeRoom: st.MadeRoom}
 	})
-	scrape := func() string {
-		rec := httptest.NewRecorder()
-		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		b, _ := io.ReadAll(rec.Body)
-		return string(b)
-	}
 	dial := func(from string) net.Conn {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 		c, err := d.Dial("tcp", l.Addr().String())
@@ -62,7 +54,7 @@ func TestHandshakesClosed(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			out := scrape()
+			out := scrape(m)
 			missing := ""
 			for _, w := range want {
 				if !strings.Contains(out, w) {

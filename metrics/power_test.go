@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"io"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -11,18 +9,12 @@ import (
 // for those no host is in, and that a second source replaces the first.
 func TestPowerState(t *testing.T) {
 	m := New()
-	scrape := func() string {
-		rec := httptest.NewRecorder()
-		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		b, _ := io.ReadAll(rec.Body)
-		return string(b)
-	}
-	if strings.Contains(scrape(), "moobi_power_state") {
+	if strings.Contains(scrape(m), "moobi_power_state") {
 		t.Error("moobi_power_state exported before it has a source")
 	}
 	m.SetPowerSource(func() map[string]int { return map[string]int{"on": 3, "unknown": 1} })
 	m.SetPowerSource(func() map[string]int { return map[string]int{"on": 2, "off": 1} })
-	out := scrape()
+	out := scrape(m)
 	for _, want := range []string{`moobi_power_state{state="on"} 2`, `moobi_power_state{state="off"} 1`, `moobi_power_state{state="unknown"} 0`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in the scrape:\n%s", want, out)
