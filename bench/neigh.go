@@ -26,8 +26,11 @@ func raiseNeighTable(hosts int) (restore func(), err error) {
 	want := map[string]int{"gc_thresh2": 2 * need, "gc_thresh3": 4 * need}
 	old := map[string]int{}
 	restore = func() {
-		for name, v := range old {
-			os.WriteFile(neighSysctl+name, []byte(strconv.Itoa(v)), 0o644)
+		// gc_thresh2 first when lowering, for the same reason.
+		for _, name := range []string{"gc_thresh2", "gc_thresh3"} {
+			if v, ok := old[name]; ok {
+				os.WriteFile(neighSysctl+name, []byte(strconv.Itoa(v)), 0o644)
+			}
 		}
 	}
 	// gc_thresh3 first when raising: the kernel wants thresh2 ≤ thresh3.
