@@ -14,9 +14,10 @@ import (
 )
 
 // TestNodeRefusesBadImage: a node never pivots into an image that does not
-// verify. First a version published without a piece list (rootfs.pieces
-// removed: the node checks the torrent's SHA-1 pieces and then the whole
-// image) whose manifest carries a sha256 the image does not have (the
+// verify. First a version published without piece lists (rootfs.pieces
+// and rootfs.pieces.blake3 removed: the node checks the torrent's SHA-1
+// pieces and then the whole image) whose manifest carries a sha256 the
+// image does not have (the
 // download completes, the whole-image check fails); then every
 // piece of the published image is altered, so neither the appliance's
 // seeder (which stops serving bad pieces) nor its web seed (whose bytes
@@ -58,13 +59,17 @@ func TestNodeRefusesBadImage(t *testing.T) {
 	// 1. The manifest's sha256 is wrong, in a version without a piece list
 	// (with one, the node checks every piece against the list the signed
 	// config pins and never reads the whole-image sha256).
-	pieces := filepath.Join(version, catalog.FilePieces)
-	list, err := os.ReadFile(pieces)
-	if err != nil {
-		t.Fatalf("the published version has no piece list: %v", err)
-	}
-	if err := os.Remove(pieces); err != nil {
-		t.Fatal(err)
+	lists := map[string]string{}
+	for _, file := range []string{catalog.FilePieces, catalog.FilePiecesBLAKE3} {
+		p := filepath.Join(version, file)
+		list, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("the published version has no piece list: %v", err)
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		lists[p] = string(list)
 	}
 	manifest := filepath.Join(version, "manifest.json")
 	orig, err := os.ReadFile(manifest)
@@ -81,7 +86,9 @@ func TestNodeRefusesBadImage(t *testing.T) {
 	writeFile(t, manifest, string(bad))
 	boot("MOOBI: boot failed:", "sha256", 6*time.Minute)
 	writeFile(t, manifest, string(orig))
-	writeFile(t, pieces, string(list))
+	for p, list := range lists {
+		writeFile(t, p, list)
+	}
 
 	// 2. Every piece altered: nobody can serve the image.
 	pieceLen := int64(m["piece_length"].(float64))

@@ -32,6 +32,12 @@ type BootConfig struct {
 	// published without the list.
 	Pieces       string `json:"pieces,omitempty"`
 	PiecesSHA256 string `json:"pieces_sha256,omitempty"`
+	// PiecesBLAKE3 is the URL of the same list with each piece's BLAKE3
+	// (256-bit), and PiecesBLAKE3SHA256 that list's SHA-256. A node that
+	// knows them checks pieces against it instead of Pieces (nodes of
+	// earlier versions ignore both fields and use Pieces).
+	PiecesBLAKE3       string `json:"pieces_blake3,omitempty"`
+	PiecesBLAKE3SHA256 string `json:"pieces_blake3_sha256,omitempty"`
 	// WebSeed is the HTTP URL of the root filesystem itself (BEP 19), used
 	// when no peer can serve.
 	WebSeed string `json:"webseed"`
@@ -98,6 +104,8 @@ func (c *BootConfig) Validate() error {
 		return fmt.Errorf("boot config: sha256 %q is not 64 hex digits", c.SHA256)
 	case c.PiecesSHA256 != "" && (c.Pieces == "" || len(c.PiecesSHA256) != 64 || !isHex(c.PiecesSHA256)):
 		return fmt.Errorf("boot config: pieces needs a url and a pieces_sha256 of 64 hex digits")
+	case (c.PiecesBLAKE3 != "" || c.PiecesBLAKE3SHA256 != "") && (c.PiecesBLAKE3 == "" || len(c.PiecesBLAKE3SHA256) != 64 || !isHex(c.PiecesBLAKE3SHA256)):
+		return fmt.Errorf("boot config: pieces_blake3 needs a url and a pieces_blake3_sha256 of 64 hex digits")
 	case c.MachineID != "" && (len(c.MachineID) != 32 || !isHex(c.MachineID)):
 		return fmt.Errorf("boot config: machine_id %q is not 32 hex digits", c.MachineID)
 	case c.Overlay != nil && (c.Overlay.URL == "" || len(c.Overlay.SHA256) != 64 || !isHex(c.Overlay.SHA256)):

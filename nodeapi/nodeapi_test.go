@@ -25,6 +25,9 @@ func TestDecodeBootConfig(t *testing.T) {
 		{"cache_fallback ram", strings.Replace(goodConfig, `"cache":""`, `"cache":"/dev/vda","cache_fallback":"ram"`, 1), ""},
 		{"cache_fallback fail", strings.Replace(goodConfig, `"cache":""`, `"cache":"/dev/vda","cache_fallback":"fail"`, 1), ""},
 		{"unknown cache_fallback", strings.Replace(goodConfig, `"cache":""`, `"cache":"/dev/vda","cache_fallback":"disk"`, 1), `cache_fallback "disk" is neither "fail" nor "ram"`},
+		{"pieces_blake3", strings.Replace(goodConfig, `"cache":""`, `"cache":"","pieces_blake3":"http://10.0.0.1/images/web/v1/rootfs.pieces.blake3","pieces_blake3_sha256":"`+strings.Repeat("1f", 32)+`"`, 1), ""},
+		{"pieces_blake3 without its sha256", strings.Replace(goodConfig, `"cache":""`, `"cache":"","pieces_blake3":"http://10.0.0.1/images/web/v1/rootfs.pieces.blake3"`, 1), "pieces_blake3 needs a url and a pieces_blake3_sha256"},
+		{"pieces_blake3_sha256 without its url", strings.Replace(goodConfig, `"cache":""`, `"cache":"","pieces_blake3_sha256":"`+strings.Repeat("1f", 32)+`"`, 1), "pieces_blake3 needs a url"},
 		{"no torrent", strings.Replace(goodConfig, `"torrent":"http://10.0.0.1/images/web/v1/rootfs.torrent"`, `"torrent":""`, 1), "torrent URL is required"},
 	}
 	for _, tt := range tests {

@@ -90,12 +90,20 @@ func (s *Server) bootConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg := BootConfig(h, p, m, s.BaseURL())
-	// Each piece's SHA-256, for versions published with the list.
-	if sum, err := s.Catalog.PiecesSHA256(m.Name, m.Version); err == nil {
-		cfg.Pieces = strings.TrimSuffix(cfg.WebSeed, catalog.FileRootfs) + catalog.FilePieces
-		cfg.PiecesSHA256 = sum
-	} else if !errors.Is(err, catalog.ErrNotFound) {
-		s.Log.Warn("piece sums unreadable: the node checks the torrent's pieces and the whole image", "image", m.Name, "version", m.Version, "err", err)
+	// Each piece's SHA-256 and BLAKE3, for versions published with the lists.
+	dir := strings.TrimSuffix(cfg.WebSeed, catalog.FileRootfs)
+	for _, l := range []struct {
+		file      string
+		url, hash *string
+	}{
+		{catalog.FilePieces, &cfg.Pieces, &cfg.PiecesSHA256},
+		{catalog.FilePiecesBLAKE3, &cfg.PiecesBLAKE3, &cfg.PiecesBLAKE3SHA256},
+	} {
+		if sum, err := s.Catalog.PiecesSHA256(m.Name, m.Version, l.file); err == nil {
+			*l.url, *l.hash = dir+l.file, sum
+		} else if !errors.Is(err, catalog.ErrNotFound) {
+			s.Log.Warn("piece list unreadable: the node checks pieces another way", "image", m.Name, "version", m.Version, "file", l.file, "err", err)
+		}
 	}
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	if err := s.withOverlay(&cfg, OverlaySpec(h, p, m, ip, s.BaseURL())); err != nil {

@@ -88,13 +88,19 @@ hosts:
 	if err := json.Unmarshal(body, &cfg); err != nil || cfg.Image != "web" || cfg.MAC != "52:54:00:12:34:01" || cfg.Validate() != nil {
 		t.Fatalf("boot config %+v, %v", cfg, err)
 	}
-	// The signed config pins each piece's SHA-256, which the appliance serves.
-	if want := "http://10.99.0.1:8080/images/web/v1/" + catalog.FilePieces; cfg.Pieces != want || len(cfg.PiecesSHA256) != 64 {
-		t.Fatalf("boot config pieces %q %q, want %s and its sha256", cfg.Pieces, cfg.PiecesSHA256, want)
-	}
-	resp, list := get(t, srv.URL+"/images/web/v1/"+catalog.FilePieces)
-	if sum := sha256.Sum256(list); resp.StatusCode != 200 || hex.EncodeToString(sum[:]) != cfg.PiecesSHA256 {
-		t.Fatalf("GET %s: %s, %d bytes, sha256 %x; the config says %s", catalog.FilePieces, resp.Status, len(list), sum, cfg.PiecesSHA256)
+	// The signed config pins each piece's SHA-256 and BLAKE3 lists, which
+	// the appliance serves.
+	for _, l := range []struct{ file, url, sum string }{
+		{catalog.FilePieces, cfg.Pieces, cfg.PiecesSHA256},
+		{catalog.FilePiecesBLAKE3, cfg.PiecesBLAKE3, cfg.PiecesBLAKE3SHA256},
+	} {
+		if want := "http://10.99.0.1:8080/images/web/v1/" + l.file; l.url != want || len(l.sum) != 64 {
+			t.Fatalf("boot config names %q %q, want %s and its sha256", l.url, l.sum, want)
+		}
+		resp, list := get(t, srv.URL+"/images/web/v1/"+l.file)
+		if sum := sha256.Sum256(list); resp.StatusCode != 200 || hex.EncodeToString(sum[:]) != l.sum {
+			t.Fatalf("GET %s: %s, %d bytes, sha256 %x; the config says %s", l.file, resp.Status, len(list), sum, l.sum)
+		}
 	}
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	if err := bootsign.Verify(other.Public().(ed25519.PublicKey), body, h); err == nil {

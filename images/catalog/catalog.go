@@ -194,12 +194,12 @@ func (c *Catalog) resolve(name, version string) (string, error) {
 
 // Path returns the path of file of a version ("current" is resolved, so the
 // path stays valid when current switches). file is one of kernel, rootfs,
-// modules, rootfs.torrent, rootfs.pieces and manifest.json. The error wraps ErrBadName for a
+// modules, rootfs.torrent, rootfs.pieces, rootfs.pieces.blake3 and manifest.json. The error wraps ErrBadName for a
 // name or version that is not a plain name, and ErrNotFound for an unknown
 // file name or a missing image, version or file (modules is optional).
 func (c *Catalog) Path(name, version, file string) (string, error) {
 	switch file {
-	case FileKernel, FileRootfs, FileModules, FileTorrent, FilePieces, FileManifest:
+	case FileKernel, FileRootfs, FileModules, FileTorrent, FilePieces, FilePiecesBLAKE3, FileManifest:
 	default:
 		return "", fmt.Errorf("%w: no file %q in an image", ErrNotFound, file)
 	}

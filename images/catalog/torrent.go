@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -37,8 +38,8 @@ func PieceLength(size int64) int64 {
 }
 
 // makeTorrent builds the single-file, private torrent of the file at path
-// (which has size bytes), named "rootfs", and writes FilePieces beside the
-// file in the same pass. The bytes hashed are added to read, if not nil.
+// (which has size bytes), named "rootfs", and writes FilePieces and
+// FilePiecesBLAKE3 beside the file in the same pass. The bytes hashed are added to read, if not nil.
 func makeTorrent(ctx context.Context, path string, size int64, created time.Time, announce, webSeed string, read *atomic.Int64) (*metainfo.MetaInfo, *metainfo.Info, error) {
 	private := true
 	info := &metainfo.Info{
@@ -47,7 +48,8 @@ func makeTorrent(ctx context.Context, path string, size int64, created time.Time
 		PieceLength: PieceLength(size),
 		Private:     &private,
 	}
-	sums := newPieceSums(info.PieceLength)
+	sums := newPieceSums(info.PieceLength, sha256.New())
+	b3 := newPieceSums(info.PieceLength, newBLAKE3())
 	err := info.GeneratePieces(func(metainfo.FileInfo) (io.ReadCloser, error) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -56,7 +58,7 @@ func makeTorrent(ctx context.Context, path string, size int64, created time.Time
 		return struct {
 			io.Reader
 			io.Closer
-		}{io.TeeReader(ctxReader{ctx, f, read}, sums), f}, nil
+		}{io.TeeReader(ctxReader{ctx, f, read}, io.MultiWriter(sums, b3)), f}, nil
 	})
 	if err != nil {
 		return nil, nil, err
@@ -64,11 +66,13 @@ func makeTorrent(ctx context.Context, path string, size int64, created time.Time
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	if _, err := createSynced(filepath.Join(filepath.Dir(path), FilePieces), func(w io.Writer) error {
-		_, err := w.Write(sums.Sums())
-		return err
-	}); err != nil {
-		return nil, nil, fmt.Errorf("piece sums: %w", err)
+	for file, list := range map[string]*pieceSums{FilePieces: sums, FilePiecesBLAKE3: b3} {
+		if _, err := createSynced(filepath.Join(filepath.Dir(path), file), func(w io.Writer) error {
+			_, err := w.Write(list.Sums())
+			return err
+		}); err != nil {
+			return nil, nil, fmt.Errorf("piece sums %s: %w", file, err)
+		}
 	}
 	ib, err := bencode.Marshal(info)
 	if err != nil {

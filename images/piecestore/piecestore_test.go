@@ -17,6 +17,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/zeebo/blake3"
 
 	"moobi/images/swarm"
 	"moobi/images/swarm/swarmtest"
@@ -190,17 +191,21 @@ func TestFreshPieces(t *testing.T) {
 }
 
 // sums is the SHA-256 of each pieceLen piece of data.
-func sums(data []byte) [][sha256.Size]byte {
-	var out [][sha256.Size]byte
+func sums(data []byte) [][sha256.Size]byte { return sumsWith(data, sha256.Sum256) }
+
+// sumsWith is the sum of each pieceLen piece of data.
+func sumsWith(data []byte, sum func([]byte) [32]byte) [][32]byte {
+	var out [][32]byte
 	for off := 0; off < len(data); off += pieceLen {
-		out = append(out, sha256.Sum256(data[off:min(off+pieceLen, len(data))]))
+		out = append(out, sum(data[off:min(off+pieceLen, len(data))]))
 	}
 	return out
 }
 
-// TestCheckedPieces: with File.SHA256 set, the list decides which pieces
-// are complete, not the torrent's SHA-1: bytes that match their SHA-256
-// are kept, others are not, and a list of the wrong length is refused.
+// TestCheckedPieces: with File.SHA256 (or File.BLAKE3) set, the list
+// decides which pieces are complete, not the torrent's SHA-1: bytes that
+// match their sum are kept, others are not, and a list of the wrong length
+// is refused.
 func TestCheckedPieces(t *testing.T) {
 	const pieces = 8
 	path, data, ib, ih := swarmtest.Image(t, t.TempDir(), pieces*pieceLen-100, pieceLen)
@@ -208,32 +213,57 @@ func TestCheckedPieces(t *testing.T) {
 	other[2*pieceLen+9] ^= 0x40 // piece 2 differs from the torrent's
 	garbled := bytes.Clone(data)
 	garbled[6*pieceLen] ^= 0x01 // piece 6 differs from both lists
-	for _, tc := range []struct {
-		name     string
-		file     []byte
-		list     [][sha256.Size]byte
-		complete func(i int) bool
+	for _, alg := range []struct {
+		name  string
+		sum   func([]byte) [32]byte
+		store func(path string, list [][32]byte) *File
 	}{
-		{"the image and its list", data, sums(data), func(i int) bool { return true }},
-		{"the image, one piece of the list wrong", data, sums(other), func(i int) bool { return i != 2 }},
-		{"another piece and the list that matches it", other, sums(other), func(i int) bool { return true }},
-		{"a garbled piece", garbled, sums(data), func(i int) bool { return i != 6 }},
+		{"SHA-256", sha256.Sum256, func(p string, l [][32]byte) *File { return &File{Path: p, SHA256: l} }},
+		{"BLAKE3", blake3.Sum256, func(p string, l [][32]byte) *File { return &File{Path: p, BLAKE3: l} }},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "cache")
-			if err := os.WriteFile(p, tc.file, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			tor := swarmtest.Add(t, newClient(t), ib, ih, &File{Path: p, SHA256: tc.list})
-			if err := tor.VerifyData(); err != nil {
-				t.Fatal(err)
-			}
-			for i := range pieces {
-				if got, want := tor.PieceState(i).Complete, tc.complete(i); got != want {
-					t.Errorf("piece %d complete=%v, want %v", i, got, want)
+		sums := func(b []byte) [][32]byte { return sumsWith(b, alg.sum) }
+		for _, tc := range []struct {
+			name     string
+			file     []byte
+			list     [][32]byte
+			complete func(i int) bool
+		}{
+			{"the image and its list", data, sums(data), func(i int) bool { return true }},
+			{"the image, one piece of the list wrong", data, sums(other), func(i int) bool { return i != 2 }},
+			{"another piece and the list that matches it", other, sums(other), func(i int) bool { return true }},
+			{"a garbled piece", garbled, sums(data), func(i int) bool { return i != 6 }},
+		} {
+			t.Run(alg.name+"/"+tc.name, func(t *testing.T) {
+				p := filepath.Join(t.TempDir(), "cache")
+				if err := os.WriteFile(p, tc.file, 0o644); err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				tor := swarmtest.Add(t, newClient(t), ib, ih, alg.store(p, tc.list))
+				if err := tor.VerifyData(); err != nil {
+					t.Fatal(err)
+				}
+				for i := range pieces {
+					if got, want := tor.PieceState(i).Complete, tc.complete(i); got != want {
+						t.Errorf("piece %d complete=%v, want %v", i, got, want)
+					}
+				}
+			})
+		}
+	}
+	// Each list is checked with its own hash: SHA-256 sums given as
+	// BLAKE3 ones match no piece.
+	p := filepath.Join(t.TempDir(), "cache")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tor := swarmtest.Add(t, newClient(t), ib, ih, &File{Path: p, BLAKE3: sums(data)})
+	if err := tor.VerifyData(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pieces {
+		if tor.PieceState(i).Complete {
+			t.Errorf("piece %d complete against SHA-256 sums read as BLAKE3", i)
+		}
 	}
 	var info metainfo.Info
 	if err := bencode.Unmarshal(ib, &info); err != nil {
@@ -242,6 +272,14 @@ func TestCheckedPieces(t *testing.T) {
 	st := &File{Path: path, ReadOnly: true, SHA256: sums(data)[:pieces-1]}
 	if _, err := st.OpenTorrent(context.Background(), &info, ih); err == nil || !strings.Contains(err.Error(), "7 piece sums for a torrent of 8 pieces") {
 		t.Fatalf("a short list: %v", err)
+	}
+	st = &File{Path: path, ReadOnly: true, BLAKE3: sumsWith(data, blake3.Sum256)[:pieces-1]}
+	if _, err := st.OpenTorrent(context.Background(), &info, ih); err == nil || !strings.Contains(err.Error(), "7 piece sums for a torrent of 8 pieces") {
+		t.Fatalf("a short BLAKE3 list: %v", err)
+	}
+	st = &File{Path: path, ReadOnly: true, SHA256: sums(data), BLAKE3: sumsWith(data, blake3.Sum256)}
+	if _, err := st.OpenTorrent(context.Background(), &info, ih); err == nil || !strings.Contains(err.Error(), "both") {
+		t.Fatalf("both lists: %v", err)
 	}
 }
 

@@ -54,13 +54,24 @@ func TestCacheNotTrusted(t *testing.T) {
 	}
 }
 
-// TestPieceSums: with each piece's SHA-256 in the boot config, a fetch
-// checks pieces against them (a corrupted cache piece is fetched again, the
-// rest reused) and skips the whole-file pass; a list other than the one
-// the signed config pins is refused before anything is downloaded.
+// TestPieceSums: with each piece's SHA-256 (or BLAKE3) in the boot config,
+// a fetch checks pieces against them (a corrupted cache piece is fetched
+// again, the rest reused) and skips the whole-file pass; a list other than
+// the one the signed config pins is refused before anything is downloaded.
+// A config with both lists is checked against the BLAKE3 one.
 func TestPieceSums(t *testing.T) {
+	for _, b3 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "SHA-256", true: "BLAKE3"}[b3], func(t *testing.T) { pieceSumsFetch(t, b3) })
+	}
+}
+
+func pieceSumsFetch(t *testing.T, b3 bool) {
 	a := newFakeAppliance(t, 4<<20)
-	a.pieces = true
+	a.pieces, a.blake3 = true, b3
+	list := "/pieces"
+	if b3 {
+		list = "/pieces.blake3"
+	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -68,8 +79,8 @@ func TestPieceSums(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.store.SHA256 == nil {
-		t.Error("the fetch did not use the piece sums")
+	if (s.store.BLAKE3 != nil) != b3 || (s.store.SHA256 != nil) == b3 {
+		t.Errorf("the fetch checked pieces against SHA-256 %v, BLAKE3 %v; want BLAKE3 %v", s.store.SHA256 != nil, s.store.BLAKE3 != nil, b3)
 	}
 	s.Close()
 	f, _ := os.OpenFile(s.Path, os.O_WRONLY, 0)
@@ -89,7 +100,7 @@ func TestPieceSums(t *testing.T) {
 
 	a.badPieces = true
 	_, err = Fetch(ctx, opts(a, t.TempDir()))
-	if err == nil || !strings.Contains(err.Error(), "piece sums "+a.srv.URL+"/pieces: sha256 ") {
+	if err == nil || !strings.Contains(err.Error(), "piece sums "+a.srv.URL+list+": sha256 ") {
 		t.Fatalf("a list other than the signed one: %v", err)
 	}
 }

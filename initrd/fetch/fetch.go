@@ -221,8 +221,13 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 		}
 	}()
 	s.store = &piecestore.File{Path: path}
-	if cfg.PiecesSHA256 != "" {
-		if s.store.SHA256, err = getPieceSums(ctx, o, cfg, mi); err != nil {
+	switch {
+	case cfg.PiecesBLAKE3 != "":
+		if s.store.BLAKE3, err = getPieceSums(ctx, o, cfg.PiecesBLAKE3, cfg.PiecesBLAKE3SHA256, mi); err != nil {
+			return nil, err
+		}
+	case cfg.PiecesSHA256 != "":
+		if s.store.SHA256, err = getPieceSums(ctx, o, cfg.Pieces, cfg.PiecesSHA256, mi); err != nil {
 			return nil, err
 		}
 	}
@@ -280,10 +285,10 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	s.Stats.FirstByte = time.Duration(firstByte.Load())
 	st := t.Stats()
 	s.Stats.FromPeers = max(0, st.BytesReadUsefulData.Int64()-s.Stats.FromSeed-s.Stats.FromApp)
-	// With each piece's SHA-256 signed, every piece was checked against it
-	// as it arrived (or was found in the cache): the whole-file pass would
+	// With each piece's hash signed, every piece was checked against it as
+	// it arrived (or was found in the cache): the whole-file pass would
 	// hash each byte a second time.
-	if s.store.SHA256 == nil {
+	if s.store.SHA256 == nil && s.store.BLAKE3 == nil {
 		if err := verifyFile(ctx, path, cfg.Size, cfg.SHA256); err != nil {
 			return nil, err
 		}

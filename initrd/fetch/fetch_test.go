@@ -22,6 +22,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/zeebo/blake3"
 
 	"moobi/bootsign"
 	"moobi/boottoken"
@@ -58,9 +59,10 @@ type fakeAppliance struct {
 	// eventsDown makes event posts fail with 503, as an appliance that is
 	// restarting would.
 	eventsDown bool
-	// pieces makes the boot config name each piece's SHA-256 (/pieces);
-	// badPieces makes /pieces serve a list other than the signed one.
-	pieces, badPieces bool
+	// pieces makes the boot config name each piece's SHA-256 (/pieces),
+	// and with blake3 each piece's BLAKE3 too (/pieces.blake3); badPieces
+	// makes both serve a list other than the signed one.
+	pieces, blake3, badPieces bool
 }
 
 func (a *fakeAppliance) pub() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
@@ -107,6 +109,10 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 		if a.pieces {
 			ps := sha256.Sum256(pieceSums(a.rootfs))
 			cfg.Pieces, cfg.PiecesSHA256 = a.srv.URL+"/pieces", hex.EncodeToString(ps[:])
+			if a.blake3 {
+				ps := sha256.Sum256(pieceSumsWith(a.rootfs, blake3.Sum256))
+				cfg.PiecesBLAKE3, cfg.PiecesBLAKE3SHA256 = a.srv.URL+"/pieces.blake3", hex.EncodeToString(ps[:])
+			}
 		}
 		body, _ := json.Marshal(cfg)
 		body = append(body, '\n')
@@ -127,15 +133,17 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 		a.mu.Unlock()
 		w.Write(t)
 	})
-	mux.HandleFunc("GET /pieces", func(w http.ResponseWriter, r *http.Request) {
-		list := pieceSums(a.rootfs)
-		a.mu.Lock()
-		if a.badPieces {
-			list[0] ^= 0xff
-		}
-		a.mu.Unlock()
-		w.Write(list)
-	})
+	for path, sum := range map[string]func([]byte) [32]byte{"/pieces": sha256.Sum256, "/pieces.blake3": blake3.Sum256} {
+		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
+			list := pieceSumsWith(a.rootfs, sum)
+			a.mu.Lock()
+			if a.badPieces {
+				list[0] ^= 0xff
+			}
+			a.mu.Unlock()
+			w.Write(list)
+		})
+	}
 	mux.HandleFunc("GET /rootfs", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		broken := a.broken
@@ -180,10 +188,12 @@ func newFakeAppliance(t *testing.T, size int) *fakeAppliance {
 
 // pieceSums is the SHA-256 of each 256 KiB piece of data, as the catalog
 // writes them.
-func pieceSums(data []byte) []byte {
+func pieceSums(data []byte) []byte { return pieceSumsWith(data, sha256.Sum256) }
+
+func pieceSumsWith(data []byte, sum func([]byte) [32]byte) []byte {
 	var out []byte
 	for off := 0; off < len(data); off += 256 << 10 {
-		s := sha256.Sum256(data[off:min(off+256<<10, len(data))])
+		s := sum(data[off:min(off+256<<10, len(data))])
 		out = append(out, s[:]...)
 	}
 	return out

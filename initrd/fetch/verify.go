@@ -13,26 +13,26 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"moobi/images/piecestore"
-	"moobi/nodeapi"
 )
 
-// getPieceSums fetches the list of each piece's SHA-256 the boot config
-// names and checks it against the config's pieces_sha256.
-func getPieceSums(ctx context.Context, o Options, cfg nodeapi.BootConfig, mi *metainfo.MetaInfo) ([][sha256.Size]byte, error) {
+// getPieceSums fetches a list of each piece's hash (SHA-256 or BLAKE3,
+// 32 bytes a piece) from url and checks the list against its SHA-256 the
+// signed boot config pins (listSHA256).
+func getPieceSums(ctx context.Context, o Options, url, listSHA256 string, mi *metainfo.MetaInfo) ([][32]byte, error) {
 	info, err := mi.UnmarshalInfo()
 	if err != nil {
-		return nil, fmt.Errorf("torrent %s: %w", cfg.Torrent, err)
+		return nil, fmt.Errorf("torrent: %w", err)
 	}
-	body, err := get(ctx, o.HTTP, cfg.Pieces, int64(info.NumPieces())*sha256.Size+1)
+	body, err := get(ctx, o.HTTP, url, int64(info.NumPieces())*32+1)
 	if err != nil {
 		return nil, fmt.Errorf("piece sums: %w", err)
 	}
-	if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != cfg.PiecesSHA256 {
-		return nil, fmt.Errorf("piece sums %s: sha256 %x, the boot config says %s", cfg.Pieces, sum, cfg.PiecesSHA256)
+	if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != listSHA256 {
+		return nil, fmt.Errorf("piece sums %s: sha256 %x, the boot config says %s", url, sum, listSHA256)
 	}
 	sums, err := piecestore.ParseSums(body, info.NumPieces())
 	if err != nil {
-		return nil, fmt.Errorf("piece sums %s: %w", cfg.Pieces, err)
+		return nil, fmt.Errorf("piece sums %s: %w", url, err)
 	}
 	return sums, nil
 }
