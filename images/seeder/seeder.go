@@ -101,6 +101,9 @@ func (s *Seeder) Run(ctx context.Context) error {
 	}
 	cfg := swarm.Config(port, s.Log.With("component", "torrent"))
 	cfg.EstablishedConnsPerTorrent = swarm.SeedPeerConns
+	// One node's request read ahead per connection, not the library's
+	// 1 MiB.
+	cfg.MaxAllocPeerRequestDataPerConn = swarm.RequestSize
 	lim := rate.NewLimiter(rate.Inf, 0)
 	s.limitUpload(lim)
 	cfg.UploadRateLimiter = lim

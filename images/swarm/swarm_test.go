@@ -18,7 +18,7 @@ func TestPeerRequests(t *testing.T) {
 		{"negative taken as none", -1, MaxRequestsPerPeer},
 		{"anacrolix/torrent's 1024", 1024, MaxRequestsPerPeer},
 		{"at the cap", MaxRequestsPerPeer, MaxRequestsPerPeer},
-		{"below the cap kept", 16, 16},
+		{"below the cap kept", MaxRequestsPerPeer - 1, MaxRequestsPerPeer - 1},
 		{"one kept", 1, 1},
 	} {
 		if got := peerRequests(tc.reqq); got != tc.want {

@@ -161,17 +161,6 @@ func Fetch(ctx context.Context, o Options) (*Session, error) {
 	return s, nil
 }
 
-// requestSize is the block the node asks a peer for: 256 KiB, a whole piece
-// of an image up to 1 GiB (catalog.MinPieceLength), not BitTorrent's usual
-// 16 KiB. Every peer in the swarm is a node or the appliance's seeder,
-// which serve requests of up to 1 MiB (the library's
-// MaxAllocPeerRequestDataPerConn); sixteen times fewer requests and
-// piece messages to track cut the download of a 64 MiB image inside a
-// TCG VM from 5.0 to 3.9 s. A client that refuses such requests (most
-// BitTorrent clients stop at 16 KiB) sends a node nothing, and the node
-// turns to the appliance's web seed after WebSeedAfter.
-const requestSize = 256 << 10
-
 func fetch(ctx context.Context, o Options) (*Session, error) {
 	start := time.Now()
 	cfg, err := GetBootConfig(ctx, o)
@@ -236,7 +225,7 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 		InfoBytes:                mi.InfoBytes,
 		Storage:                  s.store,
 		DisableInitialPieceCheck: true, // checked below, before downloading
-		ChunkSize:                requestSize,
+		ChunkSize:                swarm.RequestSize,
 	})
 	s.t = t
 	// A chunk that cannot be written to the cache (a full tmpfs, a failing
