@@ -188,7 +188,7 @@ func (b *runner) bootSection(ctx context.Context) (extraSection, error) {
 	if a.debian != nil {
 		return extraSection{markdown: bootDebianReport(f, a, fws, runs)}, nil
 	}
-	return extraSection{markdown: bootReport(f, a, fws, runs)}, nil
+	return extraSection{markdown: bootReport(f, a, fws, runs), targets: bootTargets(fws, runs, a.imageSize)}, nil
 }
 
 // bootPrepare fetches the kernel, keys the node initramfs and builds the

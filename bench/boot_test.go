@@ -199,6 +199,33 @@ func TestBootSpanAndMedian(t *testing.T) {
 	}
 }
 
+// TestBootTargets: the goal is the reference's median marker plus the
+// image at 1 Gbit/s plus 5 s; a firmware without reference boots has no
+// target line.
+func TestBootTargets(t *testing.T) {
+	runs := []bootRun{
+		{server: "dnsmasq", firmware: lab.BIOS, at: map[string]float64{"marker": 6.5}},
+		{server: "dnsmasq", firmware: lab.BIOS, at: map[string]float64{"marker": 6.6}},
+		{server: "dnsmasq", firmware: lab.BIOS, at: map[string]float64{"marker": 9}},
+		{server: "moobi", firmware: lab.BIOS, at: map[string]float64{"running": 11.9}},
+		{server: "moobi", firmware: lab.BIOS, at: map[string]float64{"running": 12.3}},
+		{server: "moobi", firmware: lab.BIOS, at: map[string]float64{"running": 30}},
+		{server: "moobi", firmware: lab.UEFI, at: map[string]float64{"running": 20}},
+	}
+	// 125,000,000 bytes take 1 s at 1 Gbit/s: the BIOS goal is 6.6 + 1 + 5.
+	ts := bootTargets([]lab.Firmware{lab.BIOS, lab.UEFI}, runs, 125_000_000)
+	if len(ts) != 1 {
+		t.Fatalf("%d targets, want 1 (UEFI has no reference boot): %+v", len(ts), ts)
+	}
+	if got := ts[0]; got.moobi != "12.30 s" || got.ref != "12.60 s" || !got.pass || !strings.Contains(got.what, "BIOS") {
+		t.Errorf("BIOS target %+v, want moobi 12.30 s against 12.60 s, pass", got)
+	}
+	runs[3].at["running"], runs[4].at["running"] = 12.7, 12.8
+	if got := bootTargets([]lab.Firmware{lab.BIOS}, runs, 125_000_000)[0]; got.pass || got.moobi != "12.80 s" {
+		t.Errorf("a median past the goal: %+v, want a failure at 12.80 s", got)
+	}
+}
+
 // TestConsoleMilestonesStaged: a node client that loads its network drivers
 // first has both module milestones, each at its own line.
 func TestConsoleMilestonesStaged(t *testing.T) {

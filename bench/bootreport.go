@@ -42,6 +42,32 @@ func bootMedian(runs []bootRun, server string, fw lab.Firmware) (bootRun, bool) 
 	return rs[(len(rs)-1)/2], true
 }
 
+// bootGoalLink is the link rate of the boot goal: the image's transfer
+// time at it is part of what a boot may take beyond the reference's.
+const bootGoalLink = 1e9 // bit/s
+
+// bootTargets are the boot goal's pass/fail lines, one per firmware with
+// boots by both servers: moobi's median time to running at most the
+// reference's median time to its marker, plus the image's transfer at
+// bootGoalLink, plus 5 s.
+func bootTargets(fws []lab.Firmware, runs []bootRun, imageSize int64) []target {
+	var ts []target
+	for _, fw := range fws {
+		m, okM := bootMedian(runs, "moobi", fw)
+		d, okD := bootMedian(runs, "dnsmasq", fw)
+		if !okM || !okD {
+			continue
+		}
+		goal := d.done() + float64(imageSize)*8/bootGoalLink + 5
+		ts = append(ts, target{
+			what:  fmt.Sprintf("boot, %s: power-on → `running` ≤ the reference's marker + transfer at 1 Gbit/s + 5 s", strings.ToUpper(fw.String())),
+			moobi: fmt.Sprintf("%.2f s", m.done()), ref: fmt.Sprintf("%.2f s", goal),
+			ratio: fmt.Sprintf("%.2f×", m.done()/goal), pass: m.done() <= goal, section: "boot",
+		})
+	}
+	return ts
+}
+
 // bootPhaseRows are the table's phases: appliance states, measured for the
 // reference between the same milestones.
 var bootPhaseRows = []bootSpanRow{
