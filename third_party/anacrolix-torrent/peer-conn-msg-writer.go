@@ -135,6 +135,13 @@ func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 		cn.totalDataBytesWritten += int64(frontBuf.pieceDataBytes)
 		cn.mu.Unlock()
 		frontBuf.pieceDataBytes = 0
+		// moobi: a buffer that a large message (a whole piece answering a
+		// large request) grew past writeBufferKeepCap is left to the
+		// garbage collector instead of being kept for the connection's
+		// next write, so an idle connection holds no such buffer.
+		if frontBuf.Cap() > writeBufferKeepCap {
+			frontBuf = new(peerConnMsgWriterBuffer)
+		}
 		lastWrite = time.Now()
 		keepAliveTimer.Reset(keepAliveTimeout)
 	}

@@ -254,7 +254,9 @@ func (cn *Peer) peerHasPiece(piece pieceIndex) bool {
 // https://github.com/pion/datachannel/issues/59 is fixed.
 const (
 	writeBufferHighWaterLen = 1 << 15
-	writeBufferLowWaterLen  = writeBufferHighWaterLen / 2
+	// moobi: the largest write buffer a connection keeps between writes.
+	writeBufferKeepCap     = 2 * writeBufferHighWaterLen
+	writeBufferLowWaterLen = writeBufferHighWaterLen / 2
 )
 
 var (
