@@ -21,8 +21,9 @@ const FilePieces = "rootfs.pieces"
 // FilePiecesBLAKE3 is the same list with each piece's BLAKE3 (256-bit)
 // instead: what a node of this version checks pieces against (the boot
 // config's pieces_blake3 and pieces_blake3_sha256), as BLAKE3 costs a node
-// about 60 % of SHA-256's CPU where the CPU has no SHA extensions (and
-// under emulation). FilePieces stays for nodes of earlier versions.
+// about 60 % of SHA-256's CPU (64 MiB: 0.53 against 0.92 s in a TCG VM's
+// CPU, 21 against 36 ms natively with SHA extensions). FilePieces stays
+// for nodes of earlier versions.
 const FilePiecesBLAKE3 = "rootfs.pieces.blake3"
 
 // pieceSums computes a hash of each pieceLen-byte piece of what is
