@@ -90,13 +90,13 @@ func (f *File) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Ha
 			return storage.TorrentImpl{}, fmt.Errorf("piecestore: size %s: %w", f.Path, err)
 		}
 	}
-	sums, sum := f.SHA256, sha256.Sum256
-	if f.BLAKE3 != nil {
-		sums, sum = f.BLAKE3, blake3.Sum256
-	}
 	if f.SHA256 != nil && f.BLAKE3 != nil {
 		fh.Close()
 		return storage.TorrentImpl{}, errors.New("piecestore: both SHA-256 and BLAKE3 piece sums given; pieces are checked against one list")
+	}
+	sums, sum := f.SHA256, sha256.Sum256
+	if f.BLAKE3 != nil {
+		sums, sum = f.BLAKE3, blake3.Sum256
 	}
 	if sums != nil && len(sums) != info.NumPieces() {
 		fh.Close()

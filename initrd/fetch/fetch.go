@@ -169,7 +169,7 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	}
 	cfgAt := time.Now()
 	log := o.Log.With("image", cfg.Image, "version", cfg.Version)
-	mi, err := getTorrent(ctx, o, cfg)
+	mi, info, err := getTorrent(ctx, o, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -212,11 +212,11 @@ func fetch(ctx context.Context, o Options) (*Session, error) {
 	s.store = &piecestore.File{Path: path}
 	switch {
 	case cfg.PiecesBLAKE3 != "":
-		if s.store.BLAKE3, err = getPieceSums(ctx, o, cfg.PiecesBLAKE3, cfg.PiecesBLAKE3SHA256, mi); err != nil {
+		if s.store.BLAKE3, err = getPieceSums(ctx, o, cfg.PiecesBLAKE3, cfg.PiecesBLAKE3SHA256, info.NumPieces()); err != nil {
 			return nil, err
 		}
 	case cfg.PiecesSHA256 != "":
-		if s.store.SHA256, err = getPieceSums(ctx, o, cfg.Pieces, cfg.PiecesSHA256, mi); err != nil {
+		if s.store.SHA256, err = getPieceSums(ctx, o, cfg.Pieces, cfg.PiecesSHA256, info.NumPieces()); err != nil {
 			return nil, err
 		}
 	}
@@ -413,24 +413,24 @@ func (s *Session) event(state, msg string) nodeapi.Event {
 	return e
 }
 
-func getTorrent(ctx context.Context, o Options, cfg nodeapi.BootConfig) (*metainfo.MetaInfo, error) {
+func getTorrent(ctx context.Context, o Options, cfg nodeapi.BootConfig) (*metainfo.MetaInfo, *metainfo.Info, error) {
 	body, err := get(ctx, o.HTTP, cfg.Torrent, 4<<20)
 	if err != nil {
-		return nil, fmt.Errorf("torrent: %w", err)
+		return nil, nil, fmt.Errorf("torrent: %w", err)
 	}
 	mi, err := metainfo.Load(bytesReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("torrent %s: %w", cfg.Torrent, err)
+		return nil, nil, fmt.Errorf("torrent %s: %w", cfg.Torrent, err)
 	}
 	if got := mi.HashInfoBytes().HexString(); got != cfg.InfoHash {
-		return nil, fmt.Errorf("torrent %s has infohash %s, the boot config says %s", cfg.Torrent, got, cfg.InfoHash)
+		return nil, nil, fmt.Errorf("torrent %s has infohash %s, the boot config says %s", cfg.Torrent, got, cfg.InfoHash)
 	}
 	info, err := mi.UnmarshalInfo()
 	if err != nil {
-		return nil, fmt.Errorf("torrent %s: %w", cfg.Torrent, err)
+		return nil, nil, fmt.Errorf("torrent %s: %w", cfg.Torrent, err)
 	}
 	if info.IsDir() || info.TotalLength() != cfg.Size {
-		return nil, fmt.Errorf("torrent %s describes %d bytes, the boot config %d", cfg.Torrent, info.TotalLength(), cfg.Size)
+		return nil, nil, fmt.Errorf("torrent %s describes %d bytes, the boot config %d", cfg.Torrent, info.TotalLength(), cfg.Size)
 	}
-	return mi, nil
+	return mi, &info, nil
 }

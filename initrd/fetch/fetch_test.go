@@ -344,7 +344,7 @@ func TestWrongTorrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Torrent = other.srv.URL + "/t"
-	_, err = getTorrent(context.Background(), o, cfg)
+	_, _, err = getTorrent(context.Background(), o, cfg)
 	if err == nil || !strings.Contains(err.Error(), "infohash") {
 		t.Fatalf("err %v, want an infohash mismatch", err)
 	}

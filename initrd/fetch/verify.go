@@ -10,27 +10,21 @@ import (
 	"io"
 	"os"
 
-	"github.com/anacrolix/torrent/metainfo"
-
 	"moobi/images/piecestore"
 )
 
 // getPieceSums fetches a list of each piece's hash (SHA-256 or BLAKE3,
-// 32 bytes a piece) from url and checks the list against its SHA-256 the
-// signed boot config pins (listSHA256).
-func getPieceSums(ctx context.Context, o Options, url, listSHA256 string, mi *metainfo.MetaInfo) ([][32]byte, error) {
-	info, err := mi.UnmarshalInfo()
-	if err != nil {
-		return nil, fmt.Errorf("torrent: %w", err)
-	}
-	body, err := get(ctx, o.HTTP, url, int64(info.NumPieces())*32+1)
+// 32 bytes a piece, for a torrent of n pieces) from url and checks the
+// list against its SHA-256 the signed boot config pins (listSHA256).
+func getPieceSums(ctx context.Context, o Options, url, listSHA256 string, n int) ([][32]byte, error) {
+	body, err := get(ctx, o.HTTP, url, int64(n)*32+1)
 	if err != nil {
 		return nil, fmt.Errorf("piece sums: %w", err)
 	}
 	if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != listSHA256 {
 		return nil, fmt.Errorf("piece sums %s: sha256 %x, the boot config says %s", url, sum, listSHA256)
 	}
-	sums, err := piecestore.ParseSums(body, info.NumPieces())
+	sums, err := piecestore.ParseSums(body, n)
 	if err != nil {
 		return nil, fmt.Errorf("piece sums %s: %w", url, err)
 	}
