@@ -212,6 +212,7 @@ func (s *Service) swarmServices(app inventory.Appliance, ip net.IP, cat *catalog
 	})
 	seed.Seeders = restSeeders(track)
 	seed.Booted = bootedAt(reg)
+	seed.Listed = track.Listed
 	return &services{seed: seed, reg: reg, track: track}
 }
 

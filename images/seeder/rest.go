@@ -76,7 +76,8 @@ func shouldRest(v restView, copies int) bool {
 // pieces again that a node it just lost holds. A peer that restarted lost
 // what it held, and comes back under a new peer ID: for goneFor the seeder
 // may think a piece held that is not, and suggests it no more; the nodes
-// still ask for it once nothing else is scarce.
+// still ask for it once nothing else is scarce. A peer that told the
+// tracker it stopped (or that the tracker expired) is forgotten at once.
 const goneFor = time.Minute
 
 // watcher is what the seeder remembers of a torrent's peers from one look
@@ -95,14 +96,15 @@ type gonePeer struct {
 // look counts, for each piece of t, the peers known to hold it: the
 // seeders the tracker knows of (every piece), each connected peer that
 // announced the piece, and each peer that had announced it on a connection
-// that closed within goneFor. The library drops a connection to a peer
+// that closed within goneFor while listed reports it still in the swarm
+// (nil: always). The library drops a connection to a peer
 // that completed (neither side wants anything of the other), so complete
 // peers are known from their announces, then from the tracker. With
 // booted set, a connected peer's pieces count only if booted vouches for
 // its address: a host that connects and claims every piece is still
 // served (and may starve) but holds nothing for the rest. w carries each
 // peer's progress from one look to the next.
-func look(t *torrent.Torrent, seeders int, booted func(netip.Addr) bool, w *watcher, now time.Time) restView {
+func look(t *torrent.Torrent, seeders int, booted func(netip.Addr) bool, listed func(id [20]byte) bool, w *watcher, now time.Time) restView {
 	n := t.NumPieces()
 	v := restView{holders: make([]int, n), sent: map[*torrent.PeerConn]int64{}}
 	for i := range v.holders {
@@ -163,7 +165,7 @@ func look(t *torrent.Torrent, seeders int, booted func(netip.Addr) bool, w *watc
 		}
 	}
 	for id, g := range w.gone {
-		if ids[id] || now.Sub(g.at) >= goneFor {
+		if ids[id] || now.Sub(g.at) >= goneFor || (listed != nil && !listed(id)) {
 			delete(w.gone, id)
 			continue
 		}
@@ -215,7 +217,12 @@ func (s *Seeder) rest(ctx context.Context, lim *rate.Limiter) {
 				seeders = s.Seeders(e.t.InfoHash())
 			}
 			now := time.Now()
-			v := look(e.t, seeders, s.Booted, &e.watch, now)
+			var listed func([20]byte) bool
+			if s.Listed != nil {
+				ih := e.t.InfoHash()
+				listed = func(id [20]byte) bool { return s.Listed(ih, id) }
+			}
+			v := look(e.t, seeders, s.Booted, listed, &e.watch, now)
 			v.spent = e.spend(now, uploaded(e.t), e.t.Length())
 			rest := shouldRest(v, copies)
 			s.suggest(e, v, copies, now)

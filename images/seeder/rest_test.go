@@ -228,7 +228,7 @@ func TestLookCountsBootedPeersOnly(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			var w watcher
-			v := look(tor, 0, booted, &w, time.Now())
+			v := look(tor, 0, booted, nil, &w, time.Now())
 			full := len(v.peers) == 1 && v.peers[0].PeerPieces().GetCardinality() == uint64(n)
 			if full {
 				for i, h := range v.holders {
@@ -247,5 +247,42 @@ func TestLookCountsBootedPeersOnly(t *testing.T) {
 	}
 	if len(asked) == 0 || !asked[0].IsLoopback() {
 		t.Errorf("Booted was asked about %v, want the peer's loopback address", asked)
+	}
+}
+
+// A peer whose connection closed counts towards the rest for goneFor, but
+// only while the tracker lists it: one that announced it stopped holds
+// nothing (a node that left must not let the seeder pause while a booting
+// node still lacks pieces).
+func TestLookCountsGonePeersWhileListed(t *testing.T) {
+	const pieceLen = 256 << 10
+	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 4*pieceLen, pieceLen)
+	cl := swarmtest.Client(t, swarm.Config(0, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	tor := swarmtest.Add(t, cl, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
+	id := [20]byte{'-', 'G', 'T'}
+	all := []uint64{0b1111}
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		listed func([20]byte) bool
+		after  time.Duration
+		want   int
+	}{
+		{"no tracker", nil, time.Second, 1},
+		{"listed", func(got [20]byte) bool { return got == id }, time.Second, 1},
+		{"stopped", func([20]byte) bool { return false }, time.Second, 0},
+		{"listed, past goneFor", func([20]byte) bool { return true }, goneFor, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := watcher{conns: map[*torrent.PeerConn]peerWatch{}, gone: map[[20]byte]gonePeer{id: {pieces: all, at: now}}}
+			v := look(tor, 0, nil, tc.listed, &w, now.Add(tc.after))
+			want := []int{tc.want, tc.want, tc.want, tc.want}
+			if !slices.Equal(v.holders, want) {
+				t.Errorf("holders %v, want %v", v.holders, want)
+			}
+			if _, kept := w.gone[id]; kept != (tc.want == 1) {
+				t.Errorf("gone peer kept %v, want %v", kept, tc.want == 1)
+			}
+		})
 	}
 }

@@ -58,6 +58,12 @@ type Seeder struct {
 	// (nil: every peer counts). Only connected peers at such addresses
 	// count as holding the pieces they announce towards RestCopies.
 	Booted func(addr netip.Addr) bool
+	// Listed reports whether the tracker still lists the peer with ID id
+	// in ih's swarm (nil: every peer is). The seeder counts the pieces of a
+	// peer whose connection to it closed only while it is listed: a peer
+	// that announced it stopped, or fell silent, holds nothing for the
+	// rest.
+	Listed func(ih, id [20]byte) bool
 	// Rescan is how often the catalog is listed even without a change
 	// notification (default 30 s).
 	Rescan time.Duration

@@ -67,7 +67,7 @@ func TestSuggestToNodes(t *testing.T) {
 			offered = time.Now()
 		}
 		now := time.Now()
-		v := look(seed, 0, nil, &e.watch, now)
+		v := look(seed, 0, nil, nil, &e.watch, now)
 		s.suggest(e, v, 1, now)
 		mu.Lock()
 		n := len(got)
@@ -98,7 +98,7 @@ func TestSuggestToNodes(t *testing.T) {
 	// Resting turned off: the node is told to ask for anything again.
 	for {
 		now := time.Now()
-		v := look(seed, 0, nil, &e.watch, now)
+		v := look(seed, 0, nil, nil, &e.watch, now)
 		s.suggest(e, v, 0, now)
 		mu.Lock()
 		last := got[len(got)-1]

@@ -209,6 +209,24 @@ func (t *Tracker) Swarm(ih [20]byte) Swarm {
 	return tor.n
 }
 
+// Listed reports whether a live peer of ih announced with peer ID id: one
+// that announced it stopped, or was silent past the interval, is not.
+func (t *Tracker) Listed(ih, id [20]byte) bool {
+	now := t.o.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tor := t.live(ih, now)
+	if tor == nil {
+		return false
+	}
+	for _, p := range tor.all {
+		if p.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // Peers returns ih's live peers ordered by address.
 func (t *Tracker) Peers(ih [20]byte) []PeerInfo {
 	now := t.o.Now()

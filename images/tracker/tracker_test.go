@@ -342,3 +342,42 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d peers stored, cap 50", n)
 	}
 }
+
+// Listed holds a peer from its announce until it announces it stopped or
+// falls silent past the interval, for its own torrent and peer ID only.
+func TestListed(t *testing.T) {
+	c := newClock()
+	tr := newTestTracker(c, nil)
+	ttl := 2*DefaultInterval + DefaultMinInterval
+	var a, b [20]byte
+	copy(a[:], peerID("a"))
+	copy(b[:], peerID("b"))
+	announceFrom(t, tr, "10.0.0.2", q("peer_id", peerID("a")))
+	announceFrom(t, tr, "10.0.0.3", q("peer_id", peerID("b"), "left", "0", "event", "completed"))
+	for _, tc := range []struct {
+		name string
+		ih   [20]byte
+		id   [20]byte
+		want bool
+	}{
+		{"leecher", ihA, a, true},
+		{"seeder", ihA, b, true},
+		{"other torrent", ihB, a, false},
+		{"unknown id", ihA, [20]byte{1}, false},
+	} {
+		if got := tr.Listed(tc.ih, tc.id); got != tc.want {
+			t.Errorf("%s: Listed = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	announceFrom(t, tr, "10.0.0.3", q("peer_id", peerID("b"), "left", "0", "event", "stopped"))
+	if tr.Listed(ihA, b) {
+		t.Error("a peer that announced it stopped is still listed")
+	}
+	if !tr.Listed(ihA, a) {
+		t.Error("the other peer's stop unlisted it")
+	}
+	c.Advance(ttl + time.Second)
+	if tr.Listed(ihA, a) {
+		t.Error("a peer silent past the interval is still listed")
+	}
+}
