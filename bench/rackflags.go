@@ -17,6 +17,7 @@ type rackFlags struct {
 	applianceRates []string
 	httpMax        int
 	tmpfs          bool
+	holdMemory     bool
 	kernelCache    string
 	restCopies     int // appliance.seed_rest_copies; < 0: the appliance's default
 
@@ -48,6 +49,7 @@ func registerRackFlags(fs *flag.FlagSet) *rackFlags {
 	fs.IntVar(&r.httpMax, "rack-http-max", 32, "rack: largest rack also timed fetching the image over plain HTTP")
 	fs.IntVar(&r.restCopies, "rack-seed-rest-copies", -1, "rack, footprint: the appliance's seed_rest_copies (0: the seeder never rests; -1: the appliance's default)")
 	fs.BoolVar(&r.tmpfs, "rack-tmpfs", true, "rack, footprint: keep the nodes' caches in a tmpfs (each real node has its own disk; one shared disk here would be the bottleneck)")
+	fs.BoolVar(&r.holdMemory, "rack-hold-memory", false, "rack, footprint: while the lab runs, hold freed memory from the hypervisor's free page reporting and warm the caches' tmpfs once (a real node's RAM is its own; see bench/hostmem.go)")
 	fs.StringVar(&r.kernelCache, "kernel-cache", "", "folder caching the Debian kernel that images are published with (default $MOOBI_CACHE or .cache/lab)")
 	fs.IntVar(&r.footImages, "footprint-images", 3, "footprint: images seeded at once")
 	fs.IntVar(&r.footPeers, "footprint-peers", 32, "footprint: nodes fetching them (spread over the images)")

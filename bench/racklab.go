@@ -31,6 +31,8 @@ type rackLab struct {
 	mounted bool
 	// restoreNeigh puts back the host's neighbour-table thresholds.
 	restoreNeigh func()
+	// restoreMem puts back the host's free page reporting (holdMemory).
+	restoreMem func()
 }
 
 const rackMACPrefix = "52:54:00:be:"
@@ -76,6 +78,18 @@ func (b *runner) newRackLab(ctx context.Context, name string, hosts int, nodeRat
 		} else {
 			fmt.Printf("bench: %s: %d MiB of memory available, the caches need %d MiB and 4 GiB spare: caches on disk\n", name, avail>>20, need>>20)
 		}
+	}
+	if b.c.rack.holdMemory {
+		warm := ""
+		if r.mounted {
+			warm = r.caches
+		}
+		var did string
+		if r.restoreMem, did, err = holdMemory(reportingOrder, warm, int64(hosts)*int64(sizeMiB)<<20); err != nil {
+			return nil, err
+		}
+		fmt.Printf("bench: %s: %s\n", name, did)
+		b.labNotes = append(b.labNotes, name+": "+did)
 	}
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "appliance:\n  interface: %s\n  http_port: 8080\n  data_dir: %s/data\n  ipxe_dir: /usr/lib/ipxe\n", lab.BridgeName, dir)
@@ -185,6 +199,9 @@ func (r *rackLab) Close() {
 	}
 	if r.restoreNeigh != nil {
 		r.restoreNeigh()
+	}
+	if r.restoreMem != nil {
+		r.restoreMem()
 	}
 }
 

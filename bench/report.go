@@ -94,6 +94,9 @@ func (b *runner) report() string {
 	for _, m := range b.notMeasured {
 		p("- not measured: %s\n", m)
 	}
+	for _, m := range b.labNotes {
+		p("- host memory, %s\n", m)
+	}
 	if b.net != nil {
 		p("- proxy DHCP, TFTP, HTTP: servers and clients in two network namespaces joined by a veth pair (%s ↔ %s), each server alone in turn;\n", srvAddr, cliAddr)
 		p("  each figure is the median of %d runs per server, the servers alternating run by run\n", b.c.repeat)

@@ -52,6 +52,7 @@ type runner struct {
 	extra       []extraSection // rack, footprint, boot: reported after the HTTP tables
 	info        machineInfo
 	notMeasured []string // what this machine could not measure, and why
+	labNotes    []string // what a lab changed on this machine while it ran
 	started     time.Time
 	elapsed     time.Duration
 }
