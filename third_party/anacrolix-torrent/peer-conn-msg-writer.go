@@ -136,10 +136,14 @@ func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 		cn.mu.Unlock()
 		frontBuf.pieceDataBytes = 0
 		// moobi: a buffer that a large message (a whole piece answering a
-		// large request) grew past writeBufferKeepCap is left to the
-		// garbage collector instead of being kept for the connection's
-		// next write, so an idle connection holds no such buffer.
+		// large request) grew past writeBufferKeepCap goes back to a pool
+		// shared by every connection instead of being kept for this
+		// connection's next write, so an idle connection holds no such
+		// buffer, and the next large message needs no new one.
 		if frontBuf.Cap() > writeBufferKeepCap {
+			frontBuf.Reset()
+			b := frontBuf.AvailableBuffer()
+			largeWriteBuffers.Put(&b)
 			frontBuf = new(peerConnMsgWriterBuffer)
 		}
 		lastWrite = time.Now()
@@ -155,6 +159,9 @@ func (cn *peerConnMsgWriter) writeToBuffer(msg pp.Message) (err error) {
 			cn.writeBuffer.Truncate(originalLen)
 		}
 	}()
+	if len(msg.Piece) > 0 {
+		cn.writeBuffer.reserve(len(msg.Piece) + 13) // moobi
+	}
 	err = msg.WriteTo(cn.writeBuffer)
 	if err == nil {
 		cn.writeBuffer.pieceDataBytes += len(msg.Piece)
@@ -172,4 +179,46 @@ func (cn *peerConnMsgWriter) write(msg pp.Message) bool {
 
 func (cn *peerConnMsgWriter) writeBufferFull() bool {
 	return cn.writeBuffer.Len() >= writeBufferHighWaterLen
+}
+
+// moobi: buffers shared by every connection of the process.
+var (
+	// Write buffers that a piece message grew past writeBufferKeepCap
+	// (*[]byte, empty).
+	largeWriteBuffers sync.Pool
+	// Piece data read for a peer's request, once it is copied into a
+	// write buffer (*[]byte).
+	pieceDataBuffers sync.Pool
+)
+
+// moobi: reserve makes room for n more bytes in the buffer. Past
+// writeBufferKeepCap the room comes from largeWriteBuffers when it holds a
+// buffer large enough, instead of bytes.Buffer's growth, which allocates
+// (and zeroes) a new one for every large message.
+func (b *peerConnMsgWriterBuffer) reserve(n int) {
+	need := b.Len() + n
+	if b.Available() >= n || need <= writeBufferKeepCap {
+		return
+	}
+	p, ok := largeWriteBuffers.Get().(*[]byte)
+	if !ok || cap(*p) < need {
+		return
+	}
+	b.Buffer = *bytes.NewBuffer(append((*p)[:0], b.Bytes()...))
+}
+
+// moobi: getPieceDataBuffer returns a buffer of n bytes for piece data,
+// from pieceDataBuffers when it holds one large enough. Its content is
+// stale: the caller fills all of it before use.
+func getPieceDataBuffer(n int) []byte {
+	if p, ok := pieceDataBuffers.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n)
+}
+
+// moobi: putPieceDataBuffer gives b back to pieceDataBuffers; nothing may
+// use it afterwards.
+func putPieceDataBuffer(b []byte) {
+	pieceDataBuffers.Put(&b)
 }

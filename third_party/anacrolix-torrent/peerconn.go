@@ -849,7 +849,7 @@ func (c *PeerConn) useBestReject(r Request) {
 }
 
 func (c *PeerConn) readPeerRequestData(r Request) ([]byte, error) {
-	b := make([]byte, r.Length)
+	b := getPieceDataBuffer(r.Length.Int()) // moobi: was make([]byte, r.Length)
 	p := c.t.info.Piece(int(r.Index))
 	n, err := c.t.readAt(b, p.Offset()+int64(r.Begin))
 	if n == len(b) {
@@ -1243,12 +1243,15 @@ func (c *PeerConn) sendChunk(r Request, msg func(pp.Message) bool) (more bool) {
 	panicif.NotEq(len(b), r.Length.Int())
 	c.deleteReadyPeerRequest(r)
 	c.lastChunkSent = time.Now()
-	return msg(pp.Message{
+	more = msg(pp.Message{
 		Type:  pp.Piece,
 		Index: r.Index,
 		Begin: r.Begin,
 		Piece: b,
 	})
+	// moobi: msg copied b into the write buffer.
+	putPieceDataBuffer(b)
+	return more
 }
 
 func (c *PeerConn) setTorrent(t *Torrent) {

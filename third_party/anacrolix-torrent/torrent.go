@@ -1242,6 +1242,14 @@ func (t *Torrent) getBlockCheckingWriterForPiece(piece pieceIndex) blockChecking
 	}
 }
 
+// moobi: pieceSelfHashes tells whether the piece's storage hashes it
+// itself (storage.SelfHashing), which leaves smart banning nothing to
+// compare blocks against.
+func (t *Torrent) pieceSelfHashes(piece pieceIndex) bool {
+	_, ok := t.piece(piece).Storage().PieceImpl.(storage.SelfHashing)
+	return ok
+}
+
 func (t *Torrent) hasSmartbanDataForPiece(piece pieceIndex) bool {
 	return t.smartBanCache.HasPeerForBlocks(iterRange(t.pieceRequestIndexBegin(piece), t.pieceRequestIndexBegin(piece+1)))
 }
