@@ -160,7 +160,9 @@ func (cn *peerConnMsgWriter) writeToBuffer(msg pp.Message) (err error) {
 		}
 	}()
 	if len(msg.Piece) > 0 {
-		cn.writeBuffer.reserve(len(msg.Piece) + 13) // moobi
+		// moobi: the length prefix, type, index and begin (13 bytes), then
+		// the block.
+		cn.writeBuffer.reserve(13 + len(msg.Piece))
 	}
 	err = msg.WriteTo(cn.writeBuffer)
 	if err == nil {

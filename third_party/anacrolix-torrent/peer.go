@@ -540,10 +540,7 @@ func (p *Peer) decPeakRequests() {
 func (p *Peer) recordBlockForSmartBan(req RequestIndex, blockData []byte) {
 	// moobi: a piece whose storage hashes it itself is never compared
 	// block by block (Torrent.hashPiece), so its blocks are not recorded.
-	if p.t.pieceSelfHashes(p.t.pieceIndexOfRequestIndex(req)) {
-		return
-	}
-	if p.bannableAddr.Ok {
+	if p.bannableAddr.Ok && !p.t.pieceSelfHashes(p.t.pieceIndexOfRequestIndex(req)) {
 		p.t.smartBanCache.RecordBlock(p.bannableAddr.Value, req, blockData)
 	}
 }
