@@ -129,3 +129,57 @@ func TestRequestPipelineStaysFull(t *testing.T) {
 	}
 	t.Logf("most requests in flight to the peer: %d of %d; %d sent in %d batches", most, swarm.MaxRequestsPerPeer, sent, batches)
 }
+
+// TestSlowPeerQueueIsShort has a node download from a peer that sends
+// less than one block a second. Without a bound by time the node would
+// keep MaxRequestsPerPeer blocks asked of it, the second waiting behind
+// the first for more than a second; in a rack behind slow, shared links
+// those queued blocks are pieces no other node can have from this one
+// meanwhile. With MaxRequestsDuration (third_party/anacrolix-torrent,
+// patch 0008) the node asks such a peer for one block at a time.
+func TestSlowPeerQueueIsShort(t *testing.T) {
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const block = 16 << 10 // the torrent's chunk size (swarmtest.Add)
+	path, _, ib, ih := swarmtest.Image(t, t.TempDir(), 6*block, block)
+
+	// 14 KiB/s: 0.875 blocks in MaxRequestsDuration. The limiter starts
+	// empty, so that even the first block arrives at that rate.
+	lim := rate.NewLimiter(14<<10, block)
+	lim.AllowN(time.Now(), block)
+	scfg := swarm.Config(0, discard)
+	scfg.UploadRateLimiter = lim
+	origin := swarmtest.Client(t, scfg)
+	swarmtest.Add(t, origin, ib, ih, &piecestore.File{Path: path, ReadOnly: true, Trusted: true})
+
+	var mu sync.Mutex
+	var inFlight, most, answered int
+	ncfg := swarm.NodeConfig(0, discard)
+	ncfg.Callbacks.SentRequest = append(ncfg.Callbacks.SentRequest, func(torrent.PeerRequestEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		inFlight++
+		if answered > 0 { // the node has measured the peer
+			most = max(most, inFlight)
+		}
+	})
+	ncfg.Callbacks.DeletedRequest = append(ncfg.Callbacks.DeletedRequest, func(torrent.PeerRequestEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		inFlight--
+		answered++
+	})
+	node := swarmtest.Client(t, ncfg)
+	nt := swarmtest.Add(t, node, ib, ih, &piecestore.File{Path: filepath.Join(t.TempDir(), "cache")})
+	nt.AddPeers([]torrent.PeerInfo{{Addr: origin.ListenAddrs()[0].(*net.TCPAddr), Trusted: true}})
+	nt.DownloadAll()
+	swarmtest.WaitComplete(t, nt, "downloading from a peer sending 14 KiB/s")
+
+	mu.Lock()
+	defer mu.Unlock()
+	if most > 1 {
+		t.Errorf("the node kept up to %d blocks asked of a peer sending %.2f blocks a second; want one at a time", most, 14.0/16)
+	}
+	if answered < 5 {
+		t.Errorf("only %d of 6 requests answered and counted; the test saw too little to judge", answered)
+	}
+}

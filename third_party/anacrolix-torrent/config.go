@@ -92,6 +92,13 @@ type ClientConfig struct {
 	DownloadRateLimiter *rate.Limiter
 	// Maximum unverified bytes across all torrents. Not used if zero.
 	MaxUnverifiedBytes int64
+	// moobi: if not zero, the most block requests outstanding to a peer are
+	// what it has been sending us in this long (its download rate while
+	// requests were outstanding), and at least one. On a slow or shared
+	// link the blocks asked of a peer then arrive within about this long,
+	// instead of queuing behind each other for many seconds. Not used if
+	// zero.
+	MaxRequestsDuration time.Duration
 
 	// User-provided Client peer ID. If not present, one is generated automatically.
 	PeerID string

@@ -1590,7 +1590,12 @@ func (me *PeerConn) peerPtr() *Peer {
 
 // The actual value to use as the maximum outbound requests.
 func (cn *PeerConn) nominalMaxRequests() maxRequests {
-	return max(1, min(cn.PeerMaxRequests, cn.peakRequests*2, maxLocalToRemoteRequests))
+	n := max(1, min(cn.PeerMaxRequests, cn.peakRequests*2, maxLocalToRemoteRequests))
+	// moobi: no more than the peer sends in MaxRequestsDuration.
+	if d := cn.t.cl.config.MaxRequestsDuration; d > 0 {
+		n = max(1, min(n, maxRequests(cn.downloadRate()*d.Seconds()/float64(cn.t.chunkSize))))
+	}
+	return n
 }
 
 // moobi: haveMayNeedRequests tells whether a wanted piece the peer announced
