@@ -15,7 +15,7 @@ import (
 // that no node is known to hold, a different few to each node, as a
 // BitTorrent super-seeder would. Without it every node picks what it asks
 // the appliance for among the pieces none of its own peers hold, at
-// random: a node sees a dozen of the rack, so it often asks for a piece
+// random: a node sees a few of the rack, so it often asks for a piece
 // another node already has, and the appliance sends pieces twice while
 // others have not left it once.
 //

@@ -61,16 +61,16 @@ const MaxRequestsPerPeer = max(1, 512<<10/RequestSize)
 // MaxRequestsDuration caps the requests outstanding to a peer at what it
 // has been sending in this long, and at least one (the library's
 // ClientConfig.MaxRequestsDuration, third_party/anacrolix-torrent patch
-// 0008). Behind a 10 Mbit/s link that a node's dozen peers share, a peer
-// sends it about a block a second, and a second block asked of it waits
+// 0008). Behind a 10 Mbit/s link that a node's peers share, a peer may
+// send it about a block a second, and a second block asked of it waits
 // a second or more behind the first: a piece in flight that no other node
 // can have from this one meanwhile. Between fast peers the cap stays
 // MaxRequestsPerPeer.
 //
 // Measured (`go run ./bench --only rack --rack-nodes 100 --rack-node-rate
 // 10mbit --rack-appliance-rates 10mbit --rack-image-mib 64 --rack-http-max
-// 0 --rack-hold-memory`, bound 53.7 s, alternating): 82.9 and 84.0 s
-// against 86.7 and 87.5 s without.
+// 0 --rack-hold-memory`, bound 53.7 s, alternating, with 12 peer
+// connections per node): 82.9 and 84.0 s against 86.7 and 87.5 s without.
 const MaxRequestsDuration = time.Second
 
 // NodePeerConns caps the peer connections a node keeps per image (the
@@ -80,17 +80,30 @@ const MaxRequestsDuration = time.Second
 // rack of 8, that planning was 22 % of the CPU of the clients and the
 // appliance, and it grows with the peers a node talks to, although each
 // node receives and sends about one image whatever the rack's size.
-// Twelve peers are enough to fill a node's link from its neighbours; the
-// tracker hands out the appliance first while few nodes hold the whole
-// image, and the web seed backs a node up that hears nothing for a while.
+// Fewer peers also make a rack faster: a node's upload link is shared by
+// the peers it sends to at once, and each piece reaches the next node
+// only once all of it has arrived; with six peers a node sends each of
+// them a piece about twice as fast as with twelve, so pieces travel
+// through the rack sooner. Six are still enough to fill a node's link
+// from its neighbours; the tracker hands out the appliance first while
+// few nodes hold the whole image, and the web seed backs a node up that
+// hears nothing for a while.
 //
-// Measured (`go run ./bench --only rack --rack-image-mib 128
-// --rack-appliance-rates 100mbit --rack-http-max 0`, 2 cores shared by
-// all clients): at N = 32 the rack verified in 41.1 s instead of 94.1 s,
-// each node used 2.5 s of CPU instead of 5.5 s, and the appliance sent
-// 2.81 images instead of 5.15; 8 connections gave 40.3 s. Racks up to 12
-// nodes are unaffected.
-const NodePeerConns = 12
+// Measured, with 2 cores shared by all clients: 50 against 12 (`go run
+// ./bench --only rack --rack-image-mib 128 --rack-appliance-rates 100mbit
+// --rack-http-max 0`): at N = 32 the rack verified in 41.1 s instead of
+// 94.1 s, each node used 2.5 s of CPU instead of 5.5 s, and the appliance
+// sent 2.81 images instead of 5.15. 6 against 12 (with the requests
+// bounded by MaxRequestsDuration): a rack of 100 behind 10 Mbit/s
+// (`--rack-nodes 100 --rack-node-rate 10mbit --rack-appliance-rates
+// 10mbit --rack-image-mib 64 --rack-http-max 0 --rack-hold-memory`,
+// bound 53.7 s) 76.0 s twice against 82.9 and 84.0 s (4 peers 74.4 s, 8
+// 80.7 s, 20 92.9 s); a rack of 32 fetching 256 MiB (`--rack-nodes 32
+// --rack-http-max 0 --rack-hold-memory`, bound 21.5 s, alternating)
+// 26.0 / 25.7 s behind a 100 Mbit/s appliance link against 27.2 / 27.1 s,
+// 24.1 / 24.3 s behind 1 Gbit/s against 26.3 / 25.7 s, with 1.36-1.48 s
+// of CPU per node against 1.47-1.55 s.
+const NodePeerConns = 6
 
 // SeedPeerConns caps the peer connections the appliance's seeder keeps per
 // image (the library's default is 50). Sixteen nodes of 100 Mbit/s take
